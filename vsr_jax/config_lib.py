@@ -1,0 +1,73 @@
+"""The fields every config has, and their checks. Recipes in `configs/*.py` start here.
+
+A recipe file is `def get_config(): config = config_lib.base_config(); ...; return config`.
+The config is locked, so a misspelt key on the command line (`--config.totl_steps=5`)
+is an error, not a silent new field.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.batch_size = 16  # global, over all devices and processes
+    c.total_steps = 10_000
+    c.learning_rate = 1e-3
+    c.lr_schedule = "constant"  # constant | cosine
+    c.warmup_steps = 0
+    c.optimizer = "adam"  # adam | adamw
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.999
+    c.weight_decay = 0.0
+    c.grad_clip_norm = 0.0  # 0 = off
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.log_every = 50
+    c.eval_every = 1000
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "unet"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "sample"
+    c.data.scale = 4
+    c.data.num_frames = 7
+    c.data.patch_size = 64  # LR patch side; HR patches are patch_size * scale
+    c.data.window_stride = 1
+    c.data.augment = True
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.pixel = "mse"  # mse | l1 | charbonnier
+    c.loss.pixel_weight = 1.0
+    c.loss.charbonnier_eps = 1e-3
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.crop_border = -1  # pixels cut from each edge before PSNR/SSIM; -1 = data.scale
+    c.eval.frame_stride = 1  # evaluate every k-th held-out frame
+    c.eval.batch_frames = 8  # frames per forward pass in evaluation
+    c.eval.preview_frames = 2  # held-out frames shown in the periodic image grids
+    return c
+
+
+def model_kwargs(config) -> dict:
+    """The model's own options: every `config.model` field except `name`."""
+    return {k: v for k, v in config.model.to_dict().items() if k != "name"}
+
+
+def crop_border(config) -> int:
+    return int(config.data.scale) if config.eval.crop_border < 0 else int(config.eval.crop_border)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"name": "unet"}} -> {"model.name": "unet"}; sequences become strings."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = str(v) if isinstance(v, (list, tuple)) else v
+    return out

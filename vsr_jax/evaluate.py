@@ -1,0 +1,165 @@
+"""Held-out evaluation: super-resolve whole clips, Y-PSNR/Y-SSIM vs bicubic, figures.
+
+Protocol (as BasicSR / published VSR tables): the model's output is clipped to [0,1] and
+rounded to uint8 levels, then compared with the HR frames on the Y channel (BT.601) with
+`crop_border` pixels (default: the scale) removed from every edge. The bicubic baseline is
+MATLAB bicubic upsampling of the same uint8 LR frames. Per-clip numbers are means over the
+clip's frames; the overall number is the mean over clips.
+
+This module never imports the training code: it works from a model and its params.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vsr_jax import metrics
+from vsr_jax.data import degrade
+
+Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
+
+
+def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8) -> Predict:
+    """A function that super-resolves a whole uint8 LR clip (T, h, w, 3) -> (T, H, W, 3).
+
+    Single-frame models (`num_frames == 1`) see batches of `batch_frames` frames (the last
+    batch padded so that one compiled shape serves the clip); video models see the clip
+    as one sequence (1, T, h, w, 3).
+    """
+    apply = jax.jit(lambda p, x: jnp.clip(model.apply({"params": p}, x, train=False), 0.0, 1.0))
+
+    def predict(lr: np.ndarray) -> np.ndarray:
+        x = np.asarray(lr, np.float32) / 255.0
+        if num_frames > 1:
+            return np.asarray(apply(params, x[None]))[0]
+        out = []
+        for i in range(0, len(x), batch_frames):
+            chunk = x[i : i + batch_frames]
+            pad = batch_frames - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            out.append(np.asarray(apply(params, chunk[:, None]))[: batch_frames - pad, 0])
+        return np.concatenate(out)
+
+    return predict
+
+
+@functools.partial(jax.jit, static_argnames=("scale",))
+def bicubic_upscale(lr_u8, scale: int):
+    """The bicubic baseline: MATLAB bicubic ×scale of uint8 LR frames -> [0,1] float32."""
+    return jnp.clip(degrade.imresize(lr_u8.astype(jnp.float32) / 255.0, scale), 0.0, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("crop_border",))
+def _frame_metrics(pred, hr_u8, crop_border: int):
+    pred = metrics.quantize(pred)
+    hr = hr_u8.astype(jnp.float32) / 255.0
+    kw = dict(crop_border=crop_border, y_channel=True)
+    return metrics.psnr(pred, hr, **kw), metrics.ssim(pred, hr, **kw)
+
+
+def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border: int, frame_stride: int = 1) -> dict:
+    """Y-PSNR / Y-SSIM of the model and of bicubic on whole clips.
+
+    Args:
+      predict: uint8 LR clip -> SR clip in [0,1] (see `make_predictor`).
+      pairs: objects with `.name`, `.lr` (T,h,w,3) uint8 and `.hr` (T,H,W,3) uint8.
+    Returns:
+      {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "num_frames", "clips": {...}}
+    """
+    clips = {}
+    for pair in pairs:
+        sr = predict(pair.lr)
+        frames = np.arange(0, len(pair.lr), frame_stride)
+        sr, hr, lr = sr[frames], pair.hr[frames], pair.lr[frames]
+        bic = np.concatenate([np.asarray(bicubic_upscale(lr[i : i + 8], scale)) for i in range(0, len(lr), 8)])
+        p, s = _frame_metrics(sr, hr, crop_border)
+        bp, bs = _frame_metrics(bic, hr, crop_border)
+        clips[pair.name] = {
+            "psnr_y": float(np.mean(p)),
+            "ssim_y": float(np.mean(s)),
+            "bicubic_psnr_y": float(np.mean(bp)),
+            "bicubic_ssim_y": float(np.mean(bs)),
+            "num_frames": int(len(frames)),
+        }
+    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")
+    result = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
+    result["num_frames"] = int(sum(c["num_frames"] for c in clips.values()))
+    result["clips"] = clips
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A small text table: one row per clip and the mean, model vs bicubic."""
+    head = f"{'clip':<18}{'frames':>7}{'bicubic PSNR':>14}{'model PSNR':>12}{'bicubic SSIM':>14}{'model SSIM':>12}"
+    rows = [head, "-" * len(head)]
+    items = list(result["clips"].items()) + [("mean over clips", result)]
+    for name, r in items:
+        rows.append(
+            f"{name:<18}{r['num_frames']:>7}{r['bicubic_psnr_y']:>14.3f}{r['psnr_y']:>12.3f}"
+            f"{r['bicubic_ssim_y']:>14.4f}{r['ssim_y']:>12.4f}"
+        )
+    return "\n".join(rows)
+
+
+def panels(lr_u8: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr_u8: np.ndarray, max_hw=(192, 256)):
+    """LR (nearest-upscaled) / bicubic / SR / HR of one frame as uint8 (H', 4·W', 3), centre crop."""
+    scale = hr_u8.shape[0] // lr_u8.shape[0]
+    lr_big = np.repeat(np.repeat(lr_u8, scale, axis=0), scale, axis=1)
+    to_u8 = lambda x: np.floor(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    imgs = [lr_big, to_u8(bicubic), to_u8(sr), hr_u8]
+    h, w = hr_u8.shape[:2]
+    ch, cw = min(h, max_hw[0]), min(w, max_hw[1])
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.concatenate([im[y0 : y0 + ch, x0 : x0 + cw] for im in imgs], axis=1)
+
+
+def preview_rows(predict: Predict, pairs: Sequence, *, scale: int, context: int = 3):
+    """[(clip name, frame index, panels)] for the middle frame of each clip.
+
+    The model sees the middle frame with up to `context` neighbours on each side, so video
+    models get temporal context and single-frame models little extra work.
+    """
+    rows = []
+    for pair in pairs:
+        mid = len(pair.lr) // 2
+        a, b = max(0, mid - context), min(len(pair.lr), mid + context + 1)
+        sr = predict(pair.lr[a:b])[mid - a]
+        bic = np.asarray(bicubic_upscale(pair.lr[mid : mid + 1], scale))[0]
+        rows.append((pair.name, mid, panels(pair.lr[mid], bic, sr, pair.hr[mid])))
+    return rows
+
+
+def save_figure(rows, path: str, labels: Sequence[str] = ("LR (nearest)", "bicubic", "SR (model)", "HR")) -> None:
+    """Writes preview rows as one labelled PNG (rows of LR / bicubic / SR / HR)."""
+    from PIL import Image, ImageDraw
+
+    strip = 16
+    width = max(r[2].shape[1] for r in rows)
+    height = sum(r[2].shape[0] + strip for r in rows)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for name, frame, img in rows:
+        pw = img.shape[1] // len(labels)
+        for k, label in enumerate(labels):
+            draw.text((k * pw + 4, y + 2), f"{label}" if k else f"{label}  {name} #{frame}", fill=(0, 0, 0))
+        canvas.paste(Image.fromarray(img), (0, y + strip))
+        y += img.shape[0] + strip
+    tmp = path + ".tmp.png"
+    canvas.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(result: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,84 @@
+"""Trains a model: `python -m vsr_jax.main --config=configs/unet.py --workdir=DIR`.
+
+Any config field can be overridden on the command line, e.g. `--config.total_steps=100`.
+Running the same command again resumes from the newest checkpoint in DIR.
+"""
+
+from __future__ import annotations
+
+import logging as pylogging
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _DropLibraryInfo(pylogging.Filter):
+    """Hides INFO chatter of Orbax/JAX internals; their warnings and errors still show."""
+
+    def filter(self, record):
+        return record.levelno >= pylogging.WARNING or not any(p in record.pathname for p in _CHATTY)
+
+
+_CHATTY = ("/orbax/", "/jax/_src/", "/clu/periodic_actions", "/tensorflow/")
+
+
+def _quiet_library_logs():
+    logging.get_absl_handler().addFilter(_DropLibraryInfo())
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from vsr_jax import train
+    from vsr_jax.errors import UserError
+
+    _quiet_library_logs()
+    try:
+        train.train_and_evaluate(FLAGS.config, _WORKDIR.value)
+    except UserError as e:
+        print(f"vsr-train: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _fail(message: str) -> None:
+    print(f"vsr-train: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).replace("\\n", "\n").replace("\\'", "'")
+    lines = [ln.strip().strip("'\"").strip() for ln in text.splitlines()]
+    return "; ".join(ln for ln in lines if ln) or type(e).__name__
+
+
+def parse_flags(argv):
+    """absl flag parsing where a bad config (missing file, unknown key, bad value) is one line."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{_one_line(e)} (see --helpshort)")
+    except (AttributeError, KeyError) as e:
+        _fail(f"unknown config key: {_one_line(e)}")
+    except Exception as e:  # noqa: BLE001 - e.g. a SyntaxError inside the user's config file
+        _fail(f"cannot load --config: {type(e).__name__}: {_one_line(e).split('; ')[0]}")
+    try:
+        FLAGS.config.to_dict()  # config files load lazily: surface a broken file now
+    except Exception as e:  # noqa: BLE001 - any failure inside the user's config file
+        last = str(e).strip().splitlines()[-1].strip()
+        _fail(f"cannot load --config {FLAGS['config'].config_filename!r}: {last}")
+    return rest
+
+
+def run():
+    """Console-script entry point (`vsr-train`)."""
+    app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()

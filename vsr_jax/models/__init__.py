@@ -1,0 +1,57 @@
+"""Model registry: `config.model.name` -> a Flax linen module class.
+
+Every generator has one call signature, `model.apply(variables, lr, train=...)`, with
+`lr` of shape (N, T, h, w, 3) in [0,1] and output (N, T, h·scale, w·scale, 3) (not
+clipped). Single-image models also accept (N, h, w, 3) and then return (N, H, W, 3).
+This package imports only jax, flax and numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that makes a module available as `config.model.name = name`."""
+
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[nn.Module]:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model.name {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, scale: int, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """Builds the registered module `name` for upscaling factor `scale`.
+
+    `kwargs` are the module's own fields (from `config.model`, without `name`); an
+    unknown field raises a TypeError that names the module and the field.
+    """
+    cls = get_model_class(name)
+    kwargs = dict(kwargs or {})
+    fields = set(cls.__dataclass_fields__) - {"parent", "name"}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise TypeError(f"model {name!r} has no option(s) {unknown}; its options are {sorted(fields - {'scale'})}")
+    return cls(scale=scale, **kwargs)
+
+
+# Importing the families registers them.
+from vsr_jax.models import unet  # noqa: E402,F401

@@ -1,0 +1,59 @@
+"""Building blocks shared by the model families (pure functions of their inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def pixel_shuffle(x, scale: int):
+    """Depth-to-space (as torch.nn.PixelShuffle): (N, h, w, C·s²) -> (N, h·s, w·s, C).
+
+    Channel order matches PyTorch's, so ported weights keep their meaning.
+    """
+    n, h, w, c = x.shape
+    if c % (scale * scale):
+        raise ValueError(f"pixel_shuffle: {c} channels not divisible by {scale}^2")
+    oc = c // (scale * scale)
+    x = x.reshape(n, h, w, oc, scale, scale)
+    x = x.transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * scale, w * scale, oc)
+
+
+def upsample_bilinear(x, scale: int):
+    """Bilinear ×scale upsampling of (N, h, w, C) with half-pixel centres."""
+    n, h, w, c = x.shape
+    return jax.image.resize(x, (n, h * scale, w * scale, c), method="bilinear")
+
+
+def upsample_bicubic(x, scale: int):
+    """Bicubic (Keys a = −0.5) ×scale upsampling of (N, h, w, C); the skip of residual SR nets."""
+    n, h, w, c = x.shape
+    return jax.image.resize(x, (n, h * scale, w * scale, c), method="bicubic")
+
+
+def per_frame(fn: Callable, lr):
+    """Applies a single-image function to every frame of a clip.
+
+    `lr` is (N, T, h, w, C) -> fn on (N·T, h, w, C) -> (N, T, H, W, C'); an (N, h, w, C)
+    input is passed straight through (the documented SISR adapter).
+    """
+    if lr.ndim == 4:
+        return fn(lr)
+    if lr.ndim != 5:
+        raise ValueError(f"expected LR frames (N,T,h,w,C) or (N,h,w,C), got shape {lr.shape}")
+    n, t = lr.shape[:2]
+    out = fn(lr.reshape((n * t,) + lr.shape[2:]))
+    return out.reshape((n, t) + out.shape[1:])
+
+
+def pad_to_multiple(x, multiple: int):
+    """Reflect-pads (N, h, w, C) at bottom/right to multiples of `multiple`; returns (x, (h, w))."""
+    h, w = x.shape[1], x.shape[2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "edge"
+        x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+    return x, (h, w)
