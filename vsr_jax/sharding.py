@@ -8,9 +8,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 
-def make_mesh() -> Mesh:
-    """A 1-D mesh over every device of every process, axis name 'data'."""
-    return Mesh(np.asarray(jax.devices()), ("data",))
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over `devices` (default: every device of every process), axis name 'data'."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -103,6 +103,14 @@ def count_windows(pairs: list[ClipPair], num_frames: int, stride: int) -> int:
     return sum(len(scenes.window_starts(len(p.lr), num_frames, stride)) for p in pairs)
 
 
+def window_of(index, num_windows: int, seed):
+    """The window that global example `index` shows: each epoch is a fresh permutation (TF op)."""
+    tf = _tf()
+    index = tf.cast(index, tf.int64)
+    epoch, pos = index // num_windows, index % num_windows
+    return tf.random.experimental.index_shuffle(pos, tf.stack([tf.cast(seed, tf.int64), epoch]), num_windows - 1)
+
+
 def make_train_dataset(config, *, start_step: int = 0, process_index: int = 0, process_count: int = 1):
     """tf.data.Dataset of this process's training batches, starting at `start_step`.
 
@@ -127,8 +135,7 @@ def make_train_dataset(config, *, start_step: int = 0, process_index: int = 0, p
     augment = bool(data.augment)
 
     def example(index):
-        epoch, pos = index // n, index % n
-        w = tf.random.experimental.index_shuffle(pos, tf.stack([seed, epoch]), n - 1)
+        w = window_of(index, n, seed)
         keys = tf.random.experimental.stateless_split(tf.stack([seed, index]), 5)
         h, wd = sizes[w][0], sizes[w][1]
         y0 = tf.random.stateless_uniform([], keys[0], 0, h - patch + 1, tf.int32)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
+import jax
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -51,6 +52,17 @@ def create_model(name: str, scale: int, kwargs: Mapping[str, Any] | None = None)
     if unknown:
         raise TypeError(f"model {name!r} has no option(s) {unknown}; its options are {sorted(fields - {'scale'})}")
     return cls(scale=scale, **kwargs)
+
+
+def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:
+    """`model.init(rng, lr)`, jitted, with the quick-to-compile Threefry variant.
+
+    XLA:CPU takes 5–20 s to compile the default (partitionable) Threefry for a network
+    with many small kernels, against ~2 s for the classic one (measured on 2 cores); the
+    numbers differ but are just as random and still reproducible from the seed.
+    """
+    with jax.threefry_partitionable(False):
+        return jax.jit(model.init)(rng, lr)
 
 
 # Importing the families registers them.

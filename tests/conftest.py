@@ -1,0 +1,58 @@
+"""Shared fixtures: the BasicSR reference vectors and a tiny training config."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+REFERENCE = pathlib.Path(os.environ.get("VSR_JAX_REFERENCE", ROOT.parent / "shared" / "reference"))
+
+
+def load_config(name: str = "unet"):
+    spec = importlib.util.spec_from_file_location(f"config_{name}", ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def tiny_unet_config(**overrides):
+    """The U-Net recipe shrunk to run a step in well under a second on a CPU."""
+    config = load_config("unet")
+    config.model.features = (8, 16)
+    config.data.patch_size = 32
+    config.batch_size = 8
+    config.total_steps = 30
+    config.log_every = 10
+    config.eval_every = 1000
+    config.checkpoint_every = 10
+    config.eval.frame_stride = 25
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return config
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    """BasicSR's reference vectors. CI (VSR_JAX_REQUIRE_REFERENCE=1) fails without them; elsewhere they skip."""
+    path = REFERENCE / "manifest.json"
+    if not path.is_file():
+        message = f"BasicSR reference vectors not found at {REFERENCE} (set VSR_JAX_REFERENCE to their directory)"
+        if os.environ.get("VSR_JAX_REQUIRE_REFERENCE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def reference_images(manifest):
+    return {name: dict(np.load(REFERENCE / info["file"])) for name, info in manifest["images"].items()}
