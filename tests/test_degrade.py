@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import REFERENCE
 from vsr_jax.data import degrade
 
 
@@ -48,3 +49,42 @@ def test_bicubic_downsample_rejects_sizes_not_divisible_by_scale():
     with pytest.raises(ValueError, match="modcrop"):
         degrade.bicubic_downsample(np.zeros((10, 9, 3)), 2)
     assert degrade.modcrop(np.zeros((10, 9, 3)), 4).shape == (8, 8, 3)
+
+
+def test_bd_matches_matlab_protocol(reference_images):
+    for name, arrays in reference_images.items():
+        lr = np.asarray(jax.jit(degrade.blur_downsample)(arrays["hr"] / 255.0))
+        assert lr.shape == arrays["lr_bd_f64"].shape
+        assert np.abs(lr - arrays["lr_bd_f64"]).max() <= 1e-5, name
+        u8 = np.floor(np.clip(lr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        assert np.count_nonzero(u8 != arrays["lr_bd_u8"]) <= 2, name  # float32 ties only
+
+
+def test_duf_bd_matches_basicsr_duf_downsample(reference_images):
+    for name, arrays in reference_images.items():
+        lr = np.asarray(degrade.duf_downsample(arrays["hr"] / 255.0, 4))
+        assert np.abs(lr - arrays["lr_bd_duf_f64"]).max() <= 1e-5, name
+        assert np.abs(lr - arrays["lr_bd_f64"]).max() > 1e-3  # really a different degradation
+
+
+def test_gaussian_kernels_are_the_reference_kernels(manifest):
+    kernels = np.load(REFERENCE / "kernels.npz")
+    np.testing.assert_allclose(np.outer(degrade.bd_taps(1.6), degrade.bd_taps(1.6)), kernels["bd_kernel_matlab_12x12"])
+    np.testing.assert_allclose(np.outer(degrade.duf_taps(4), degrade.duf_taps(4)), kernels["duf_kernel_13x13"])
+
+
+@pytest.mark.parametrize("kind", degrade.DEGRADATIONS)
+@pytest.mark.parametrize("scale", [2, 4])
+def test_crop_degrade_equals_cropping_the_whole_frame(kind, scale):
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (2, 48, 64, 3)).astype(np.float64) / 255.0
+    full = np.asarray(degrade.degrade(hr, scale, kind), np.float64)
+    h, w = 48 // scale, 64 // scale
+    for top, left in [(0, 0), (h - 5, w - 7), (3, 4)]:
+        crop = degrade.crop_degrade(hr, scale, kind, top, left, 5)
+        np.testing.assert_allclose(crop, full[:, top : top + 5, left : left + 5], atol=1e-6)
+
+
+def test_unknown_degradation_is_named():
+    with pytest.raises(ValueError, match="bd_duf"):
+        degrade.degrade(np.zeros((8, 8, 3)), 2, "gaussian")

@@ -1,10 +1,19 @@
 """Degradations that make LR frames from HR frames, exactly as the field makes them.
 
-`imresize` is MATLAB's `imresize(x, scale, 'bicubic')` (Keys cubic, a = −0.5,
-antialiased when downscaling, symmetric border) as ported by BasicSR
-(`basicsr/utils/matlab_functions.py`). It is written as two dense resampling matrices
-built once per (size, scale) in float64 NumPy and applied with matrix products, so it
-runs on device inside `jax.jit`, batched over any leading dimensions.
+* ``bi`` — `imresize`: MATLAB's `imresize(x, 1/s, 'bicubic')` (Keys cubic, a = −0.5,
+  antialiased when downscaling, symmetric border) as ported by BasicSR
+  (`basicsr/utils/matlab_functions.py`). The LR of the published "BI" tables.
+* ``bd`` — `blur_downsample`: the MATLAB BD protocol of the published "BD" tables
+  (KAIR/MMagic `generate_LR_Vimeo90K_BD.m`): `fspecial('gaussian', 12, 1.6)`,
+  `imfilter(..., 'replicate')`, keep rows/cols `s/2 : s : end − s/2` (1-based).
+* ``bd_duf`` — `duf_downsample`: BasicSR's other "BD" (from the DUF authors' code, used by
+  `VideoTestDUFDataset`): 13×13 Gaussian σ = 0.4·s, reflect border, samples at 0, s, 2s, …
+  It differs from ``bd`` (a 1.5 px shift and another border) — do not mix the two.
+
+Each is separable: one (out, in) float64 matrix per axis, built once per (length, scale)
+in NumPy (`degradation_matrix`) and applied with two matrix products, so the JAX
+functions run on device inside `jax.jit`, batched over any leading dimensions; the input
+pipeline uses the same matrices on the host (`crop_degrade`).
 """
 
 from __future__ import annotations
@@ -77,17 +86,121 @@ def imresize(x, scale: float, *, antialias: bool = True):
     h, w = x.shape[-3], x.shape[-2]
     mh = resize_matrix(h, _output_length(h, scale), float(scale), antialias)
     mw = resize_matrix(w, _output_length(w, scale), float(scale), antialias)
+    return _separable(x, mh, mw)
+
+
+def bicubic_downsample(hr, scale: int):
+    """BI degradation: (..., H, W, C) -> (..., H/scale, W/scale, C); H, W divisible by scale."""
+    return degrade(hr, scale, "bi")
+
+
+DEGRADATIONS = ("bi", "bd", "bd_duf")
+
+
+def _fold(j: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Maps out-of-range 0-based indices into [0, n) with a border rule."""
+    if mode == "replicate":
+        return np.clip(j, 0, n - 1)
+    if mode == "reflect":  # -1 -> 1 (edge not repeated), as torch 'reflect'
+        period = 2 * (n - 1)
+        j = np.abs(j) % period if n > 1 else np.zeros_like(j)
+        return np.where(j >= n, period - j, j)
+    raise ValueError(f"unknown border mode {mode!r}")
+
+
+def _filter_decimate_matrix(length: int, taps: np.ndarray, first_centre: int, step: int, mode: str) -> np.ndarray:
+    """(length // step, length) matrix: correlate with `taps` (centre tap at index len//2 or as given) at
+    output positions first_centre, first_centre + step, …, folding the border with `mode`."""
+    out = length // step
+    k = len(taps)
+    centres = first_centre + step * np.arange(out)
+    offset = (k - 1) // 2 if k % 2 else k // 2 - 1  # MATLAB centre of an even kernel: floor((k+1)/2) (1-based)
+    j = _fold(centres[:, None] - offset + np.arange(k)[None, :], length, mode)
+    mat = np.zeros((out, length), np.float64)
+    np.add.at(mat, (np.repeat(np.arange(out), k), j.ravel()), np.tile(taps, out))
+    return mat
+
+
+def bd_taps(sigma: float = 1.6) -> np.ndarray:
+    """1-D factor of MATLAB `fspecial('gaussian', ceil(3σ)·2 + 2, σ)` (an even size: 12 for σ = 1.6)."""
+    size = math.ceil(sigma * 3) * 2 + 2
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def duf_taps(scale: int, kernel_size: int = 13) -> np.ndarray:
+    """1-D factor of BasicSR `generate_gaussian_kernel(13, 0.4·scale)` (scipy gaussian_filter of a dirac)."""
+    sigma = 0.4 * scale
+    radius = int(4.0 * sigma + 0.5)  # scipy's truncate = 4
+    g = np.exp(-0.5 * (np.arange(-radius, radius + 1, dtype=np.float64) / sigma) ** 2)
+    g /= g.sum()
+    taps = np.zeros(kernel_size)
+    c = kernel_size // 2
+    for i, v in zip(range(-radius, radius + 1), g, strict=True):
+        if -c <= i <= c:
+            taps[c + i] += v
+    return taps / taps.sum()
+
+
+@functools.lru_cache(maxsize=256)
+def degradation_matrix(kind: str, length: int, scale: int, sigma: float = 1.6) -> np.ndarray:
+    """(length // scale, length) float64 matrix of one axis of degradation `kind` ('bi' | 'bd' | 'bd_duf')."""
+    if length % scale:
+        raise ValueError(f"length {length} is not divisible by scale {scale} (modcrop first)")
+    if kind == "bi":
+        return resize_matrix(length, length // scale, 1.0 / scale, True)
+    if kind == "bd":
+        return _filter_decimate_matrix(length, bd_taps(sigma), scale // 2 - 1, scale, "replicate")
+    if kind == "bd_duf":
+        return _filter_decimate_matrix(length, duf_taps(scale), 0, scale, "reflect")
+    raise ValueError(f"unknown degradation {kind!r}; use one of {', '.join(DEGRADATIONS)}")
+
+
+def _separable(x, mh: np.ndarray, mw: np.ndarray):
     prec = lax.Precision.HIGHEST
     y = jnp.einsum("oh,...hwc->...owc", jnp.asarray(mh, jnp.float32), x, precision=prec)
     return jnp.einsum("pw,...owc->...opc", jnp.asarray(mw, jnp.float32), y, precision=prec)
 
 
-def bicubic_downsample(hr, scale: int):
-    """BI degradation: (..., H, W, C) -> (..., H/scale, W/scale, C); H, W divisible by scale."""
+def degrade(hr, scale: int, kind: str = "bi"):
+    """HR frames (..., H, W, C) -> LR (..., H/s, W/s, C) float32 with degradation `kind`; jit-able."""
+    hr = jnp.asarray(hr, jnp.float32)
     h, w = hr.shape[-3], hr.shape[-2]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}x{w} is not divisible by scale {scale} (modcrop first)")
-    return imresize(hr, 1.0 / scale)
+    return _separable(hr, degradation_matrix(kind, h, scale), degradation_matrix(kind, w, scale))
+
+
+def blur_downsample(x, scale: int = 4, sigma: float = 1.6):
+    """MATLAB BD degradation (12×12 Gaussian σ 1.6, replicate border, every s-th pixel from s/2)."""
+    h, w = x.shape[-3], x.shape[-2]
+    mh = degradation_matrix("bd", h, scale, float(sigma))
+    mw = degradation_matrix("bd", w, scale, float(sigma))
+    return _separable(jnp.asarray(x, jnp.float32), mh, mw)
+
+
+def duf_downsample(x, scale: int = 4):
+    """BasicSR `duf_downsample` (13×13 Gaussian σ 0.4·s, reflect border, samples at 0, s, 2s, …)."""
+    return degrade(x, scale, "bd_duf")
+
+
+def crop_degrade(hr: np.ndarray, scale: int, kind: str, top: int, left: int, size: int) -> np.ndarray:
+    """LR crop [top:top+size, left:left+size] of `degrade(hr)` computed from the HR band it needs.
+
+    `hr` is uint8/float (..., H, W, C) in [0,1] scale units of your choice; the result is
+    float64 and equal to cropping the whole-frame degradation (borders included), at the
+    cost of a few HR rows/cols around the crop — what the input pipeline uses.
+    """
+    h, w = hr.shape[-3], hr.shape[-2]
+    mh = degradation_matrix(kind, h, scale)[top : top + size]
+    mw = degradation_matrix(kind, w, scale)[left : left + size]
+    rows = np.nonzero(mh.any(axis=0))[0]
+    cols = np.nonzero(mw.any(axis=0))[0]
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    band = np.asarray(hr[..., r0:r1, c0:c1, :], np.float64)
+    y = np.einsum("oh,...hwc->...owc", mh[:, r0:r1], band)
+    return np.einsum("pw,...owc->...opc", mw[:, c0:c1], y)
 
 
 def modcrop(x, scale: int):
