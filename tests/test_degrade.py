@@ -81,8 +81,10 @@ def test_crop_degrade_equals_cropping_the_whole_frame(kind, scale):
     full = np.asarray(degrade.degrade(hr, scale, kind), np.float64)
     h, w = 48 // scale, 64 // scale
     for top, left in [(0, 0), (h - 5, w - 7), (3, 4)]:
-        crop = degrade.crop_degrade(hr, scale, kind, top, left, 5)
+        crop = degrade.crop_degrade(hr, scale, kind, top, left, 5, 5)
         np.testing.assert_allclose(crop, full[:, top : top + 5, left : left + 5], atol=1e-6)
+    whole = degrade.crop_degrade(hr * 255, scale, kind, 0, 0, h, w) / 255
+    np.testing.assert_allclose(whole, full, atol=1e-6)
 
 
 def test_unknown_degradation_is_named():

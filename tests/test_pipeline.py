@@ -1,10 +1,14 @@
 """The training input pipeline: shapes, exact LR, determinism, resume and multi-process sharding."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from tests.conftest import tiny_unet_config
-from vsr_jax.data import degrade, pipeline
+from vsr_jax.data import augment, degrade, pipeline
+
+KEYS = ("hflip", "vflip", "transpose", "reverse")
 
 
 def batches(config, n, **kwargs):
@@ -25,14 +29,30 @@ def test_batches_have_documented_shapes_and_range(video_config):
     assert b["hr"].std() > 0.05  # real frames, not padding
 
 
-def test_lr_is_matlab_bicubic_of_hr_in_every_patch(video_config):
-    config = tiny_unet_config(**{"data.scale": 2, "data.augment": False, "batch_size": 2})
+@pytest.mark.parametrize("kind", ["bi", "bd"])
+def test_augmented_lr_is_the_degraded_augmented_hr(kind):
+    config = tiny_unet_config(
+        **{"data.scale": 4, "data.num_frames": 3, "data.degradation": kind, "data.temporal_reverse": True}
+    )
+    config.batch_size = 16
     (b,) = batches(config, 1)
-    # Away from the patch border the LR patch only depends on HR pixels inside the patch.
-    hr = b["hr"][:, 0]
-    lr = np.asarray(degrade.imresize(hr, 0.5))
-    inner = (slice(None), slice(3, -3), slice(3, -3))
-    np.testing.assert_allclose(lr[inner], b["lr"][:, 0][inner], atol=0.5 / 255 + 1e-6)
+    lr = np.asarray(degrade.degrade(b["hr"], 4, kind))
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # away from the patch border
+    np.testing.assert_allclose(b["lr"][inner], lr[inner], atol=0.5 / 255 + 1e-5)
+    # ... and the stream really is augmented: some clips play backwards / are mirrored.
+    plain = config.copy_and_resolve_references()
+    plain.data.augment, plain.data.temporal_reverse = False, False
+    (p,) = batches(plain, 1)
+    used = set()
+    for i in range(16):  # each augmented clip is one of the 16 transforms of its plain clip
+        matches = [
+            bits
+            for bits in itertools.product([False, True], repeat=4)
+            if np.array_equal(b["hr"][i], augment.apply(p["hr"][i], dict(zip(KEYS, bits, strict=True)), reverse=True))
+        ]
+        assert matches, i
+        used.add(matches[0])
+    assert len(used) > 3
 
 
 def test_stream_is_deterministic_and_seeded(video_config):
@@ -61,9 +81,11 @@ def test_two_processes_split_the_same_global_batch(video_config):
     np.testing.assert_array_equal(whole["hr"][1::2], p1["hr"])
 
 
-def test_every_epoch_is_a_new_permutation_of_all_windows():
-    n = 170
-    order = np.asarray([int(pipeline.window_of(i, n, 0)) for i in range(2 * n)])
+def test_every_epoch_is_a_new_permutation_of_all_windows(video_config):
+    maker = pipeline.ExampleMaker(pipeline.make_source(video_config.data, "train"), video_config.data, seed=0)
+    n = maker.n
+    order = np.asarray([maker.window_of(i) for i in range(2 * n)])
     assert sorted(order[:n]) == list(range(n)) and sorted(order[n:]) == list(range(n))
     assert not np.array_equal(order[:n], order[n:])
-    assert not np.array_equal(order[:n], [int(pipeline.window_of(i, n, 1)) for i in range(n)])
+    other = pipeline.ExampleMaker(maker.source, video_config.data, seed=1)
+    assert not np.array_equal(order[:n], [other.window_of(i) for i in range(n)])

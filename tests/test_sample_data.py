@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests.conftest import tiny_unet_config
 from vsr_jax.data import pipeline, sample, scenes
 
 
@@ -49,17 +50,12 @@ def test_septuplet_windows_never_cross_a_cut():
     expected = sum(max(0, n - 6) for n in lengths)
     assert expected == 170
 
-    class Data:  # the fields of config.data that load_clip_pairs reads
-        name, scale = "sample", 4
-
-    pairs = pipeline.load_clip_pairs(Data, "train")
-    assert pipeline.count_windows(pairs, 7, 1) == 170
-    packed = pipeline._pack(pairs, num_frames=7, stride=1, patch=16)
-    ends = np.cumsum([len(p.lr) for p in pairs])
-    clip_of_first = np.searchsorted(ends, packed.window_start, side="right")
-    clip_of_last = np.searchsorted(ends, packed.window_start + 6, side="right")
-    assert len(packed.window_start) == 170
-    np.testing.assert_array_equal(clip_of_first, clip_of_last)
+    source = pipeline.make_source(tiny_unet_config(**{"data.num_frames": 7}).data, "train")
+    assert len(source) == 170
+    clips = list(source.clips())
+    for c, start in source.windows:
+        assert start + 7 <= len(clips[c].frames)  # inside one shot
+    np.testing.assert_array_equal(source.window(len(source) - 1)[0], clips[-1].frames[1])
 
 
 def test_synthetic_cut_is_found():

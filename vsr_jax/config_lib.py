@@ -36,8 +36,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.scale = 4
     c.data.num_frames = 7
     c.data.patch_size = 64  # LR patch side; HR patches are patch_size * scale
-    c.data.window_stride = 1
-    c.data.augment = True
+    c.data.window_stride = 1  # frames between the starts of consecutive training windows
+    c.data.degradation = "bi"  # bi (MATLAB bicubic) | bd (MATLAB blur σ1.6 + subsample) | bd_duf (BasicSR DUF)
+    c.data.augment = True  # random flips and transpose (same for every frame of a clip)
+    c.data.temporal_reverse = False  # also play clips backwards at random (video models)
+    c.data.noise_sigma = 0.0  # Gaussian noise on LR, 0–255 scale (0 = off)
+    c.data.jpeg_quality = 0  # JPEG-compress LR at this quality (0 = off)
+    # video_folder: your own videos (or folders of frames) under `path`
+    c.data.path = ""
+    c.data.cache_dir = ""  # decoded frames; default ~/.cache/vsr_jax
+    c.data.cut_threshold = 30.0  # mean |frame difference| (0–255) above which a scene cut is declared
+    c.data.val_percent = 10  # share of files held out for evaluation (by a hash of the file name)
+    # TFDS datasets (vimeo90k, cats_vs_dogs)
+    c.data.manual_dir = ""  # vimeo90k: where vimeo_septuplet.zip (or its unpacked folder) is
+    c.data.tfds_data_dir = ""  # where TFDS keeps prepared datasets; default ~/tensorflow_datasets
 
     c.loss = ml_collections.ConfigDict()
     c.loss.pixel = "mse"  # mse | l1 | charbonnier
@@ -49,6 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.frame_stride = 1  # evaluate every k-th held-out frame
     c.eval.batch_frames = 8  # frames per forward pass in evaluation
     c.eval.preview_frames = 2  # held-out frames shown in the periodic image grids
+    c.eval.max_clips = 0  # evaluate at most this many held-out clips (0 = all)
     return c
 
 

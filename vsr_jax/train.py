@@ -25,7 +25,7 @@ import optax
 from absl import logging
 
 from vsr_jax import checkpointing, config_lib, evaluate, losses, metrics, models, sharding
-from vsr_jax.data import pipeline
+from vsr_jax.data import degrade, pipeline
 from vsr_jax.errors import ConfigError, UserError
 
 
@@ -49,6 +49,17 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(str(e).strip("'\"")) from None
     if config.data.name not in pipeline.DATASETS:
         raise ConfigError(f"unknown data.name {config.data.name!r}; available: {', '.join(pipeline.DATASETS)}")
+    if config.data.degradation not in degrade.DEGRADATIONS:
+        raise ConfigError(
+            f"unknown data.degradation {config.data.degradation!r}; available: {', '.join(degrade.DEGRADATIONS)}"
+        )
+    if config.data.name == "video_folder" and not config.data.path:
+        raise ConfigError("data.name=video_folder needs --config.data.path=DIR (a folder of your videos)")
+    if config.data.name == "vimeo90k" and not config.data.manual_dir:
+        raise ConfigError(
+            "data.name=vimeo90k needs --config.data.manual_dir=DIR, the folder holding vimeo_septuplet.zip "
+            "or its unpacked vimeo_septuplet/ (see README: Vimeo-90K)"
+        )
     if config.loss.pixel not in losses.PIXEL_LOSSES:
         raise ConfigError(f"unknown loss.pixel {config.loss.pixel!r}; available: {', '.join(losses.PIXEL_LOSSES)}")
     if config.data.scale not in (2, 3, 4, 8):
@@ -211,6 +222,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     from tqdm import tqdm
 
     validate_config(config)
+    # Data first: a missing or corrupt dataset fails before anything is written.
+    train_source = pipeline.make_source(config.data, "train")
+    pipeline.ExampleMaker(train_source, config.data, config.seed)  # raises if the split has no windows
+    eval_pairs = pipeline.load_clip_pairs(config.data, "test", int(config.eval.max_clips))
     workdir = os.path.abspath(workdir)
     _check_workdir(workdir)
     is_chief = jax.process_index() == 0
@@ -244,7 +259,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         writer.write_hparams(config_lib.flatten(config_dict))
     metadata = {"model": config.model.name, "scale": int(config.data.scale), "num_params": num_params}
 
-    eval_pairs = pipeline.load_clip_pairs(config.data, "test")
     train_step = jit_train_step(make_train_step(model, tx, config), mesh)
     total = int(config.total_steps)
     preempt = _Preemption()
@@ -252,7 +266,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     try:
         if step < total:
             ds = pipeline.make_train_dataset(
-                config, start_step=step, process_index=jax.process_index(), process_count=jax.process_count()
+                config,
+                source=train_source,
+                start_step=step,
+                process_index=jax.process_index(),
+                process_count=jax.process_count(),
             )
             batches = ds.as_numpy_iterator()
             report = periodic_actions.ReportProgress(
@@ -261,8 +279,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             pending = []
             bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=None if is_chief else True)
             t_first = time.time()
+            input_wait = 0.0
             while step < total:
-                batch = sharding.global_batch(next(batches), mesh)
+                t_wait = time.perf_counter()
+                local = next(batches)
+                input_wait += time.perf_counter() - t_wait
+                batch = sharding.global_batch(local, mesh)
                 state, m = train_step(state, batch)
                 step += 1
                 if pending:  # keep one step in flight, so progress and ETA count finished steps
@@ -275,7 +297,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 bar.update(1)
                 if step % config.log_every == 0 or step == total:
                     summary = {k: float(np.mean([p[k] for p in jax.device_get(pending)])) for k in pending[0]}
-                    pending = []
+                    summary["input_wait_ms"] = 1000 * input_wait / len(pending)  # per step: > 0 means input-bound
+                    pending, input_wait = [], 0.0
                     writer.write_scalars(step, summary)
                     bar.set_postfix(loss=f"{summary['loss']:.4g}", psnr=f"{summary['psnr_rgb']:.2f}")
                 if step % config.eval_every == 0 and step < total:

@@ -185,22 +185,24 @@ def duf_downsample(x, scale: int = 4):
     return degrade(x, scale, "bd_duf")
 
 
-def crop_degrade(hr: np.ndarray, scale: int, kind: str, top: int, left: int, size: int) -> np.ndarray:
-    """LR crop [top:top+size, left:left+size] of `degrade(hr)` computed from the HR band it needs.
+def crop_degrade(hr: np.ndarray, scale: int, kind: str, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """LR crop [top:top+height, left:left+width] of `degrade(hr)` computed from the HR band it needs.
 
-    `hr` is uint8/float (..., H, W, C) in [0,1] scale units of your choice; the result is
-    float64 and equal to cropping the whole-frame degradation (borders included), at the
-    cost of a few HR rows/cols around the crop — what the input pipeline uses.
+    `hr` is (..., H, W, C) with H, W divisible by `scale`, any numeric dtype (uint8 frames
+    give LR on the 0–255 scale). The result is float64 and equal to cropping the
+    whole-frame degradation, borders included, at the cost of a few HR rows/cols around
+    the crop — this is how the input pipeline makes LR patches on the host.
     """
     h, w = hr.shape[-3], hr.shape[-2]
-    mh = degradation_matrix(kind, h, scale)[top : top + size]
-    mw = degradation_matrix(kind, w, scale)[left : left + size]
+    mh = degradation_matrix(kind, h, scale)[top : top + height]
+    mw = degradation_matrix(kind, w, scale)[left : left + width]
     rows = np.nonzero(mh.any(axis=0))[0]
     cols = np.nonzero(mw.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     band = np.asarray(hr[..., r0:r1, c0:c1, :], np.float64)
-    y = np.einsum("oh,...hwc->...owc", mh[:, r0:r1], band)
-    return np.einsum("pw,...owc->...opc", mw[:, c0:c1], y)
+    y = np.matmul(mh[:, r0:r1], band.reshape(*band.shape[:-3], r1 - r0, -1))  # (..., height, w'·C)
+    y = y.reshape(*band.shape[:-3], height, c1 - c0, band.shape[-1])
+    return np.einsum("pw,...owc->...opc", mw[:, c0:c1], y, optimize=True)
 
 
 def modcrop(x, scale: int):

@@ -1,33 +1,45 @@
-"""The input pipeline: tf.data streams of LR/HR clip pairs for training, full clips for eval.
+"""The input pipeline: tf.data streams of LR/HR clip pairs for training, whole clips for eval.
 
-Training batches are dicts of NumPy arrays
-``{"lr": (B, T, p, p, 3), "hr": (B, T, p·s, p·s, 3)}`` float32 in [0,1] (B = the
-per-process batch, p = ``data.patch_size``, s = ``data.scale``, T = ``data.num_frames``).
+`make_dataset(config, split, ...)` yields dicts of NumPy arrays
+``{"lr": (B, T, p, p, 3), "hr": (B, T, p·s, p·s, 3)}`` float32 in [0,1] (B = this
+process's share of `config.batch_size`, p = `data.patch_size`, s = `data.scale`,
+T = `data.num_frames`) from any dataset (`data.name`), through one code path:
 
-Every training example is a pure function of (``seed``, its global index): the index
-picks a window through a per-epoch stateless permutation, and crop and flips use stateless
-random ops seeded by the index. So a run that resumes at step N sees exactly the batches a
-run that never stopped would see, whatever the number of processes, without saving any
-iterator state; process p of P takes the examples whose index ≡ p (mod P).
+1. a `sources` object gives random access to the split's HR windows;
+2. global example `k` shows window `perm_e[k mod n]`, where `perm_e` is a fresh seeded
+   permutation for epoch `e = k // n` (a full shuffle, not a shuffle buffer);
+3. its crop, augmentation and noise come from a generator seeded with (`seed`, `k`);
+4. LR is the configured degradation (`data.degradation`: BI / BD / BD-DUF) of the *whole*
+   HR frame, rounded to 8 bits as the published LR sets are — computed exactly from the
+   band of HR pixels the crop needs (`degrade.crop_degrade`), so patches are identical
+   to cropping a full-frame LR.
 
-LR frames are made once per clip from whole HR frames with MATLAB bicubic (BI) and
-rounded to uint8, as the published LR sets were made, then cropped together with HR.
+So a run that resumes at step N sees exactly the batches an uninterrupted run sees, on any
+number of processes, without saving iterator state: process p of P takes the examples
+whose index ≡ p (mod P). Examples are built in parallel tf.data map threads and prefetched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
+import logging
 
 import numpy as np
 
-from vsr_jax.data import degrade, sample, scenes
+from vsr_jax.data import augment, degrade, sources
+from vsr_jax.errors import ConfigError, UserError
 
-DATASETS = ("sample",)
+DATASETS = ("sample", "video_folder", "vimeo90k", "cats_vs_dogs")
+SPLITS = ("train", "test")
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipPair:
-    """A whole clip: LR (T, h, w, 3) and HR (T, h·s, w·s, 3), both uint8."""
+    """A whole clip for evaluation: LR (T, h, w, 3) and HR (T, h·s, w·s, 3), both uint8."""
 
     name: str
     lr: np.ndarray
@@ -42,80 +54,122 @@ def _tf():
     return tf
 
 
-def make_lr(hr: np.ndarray, scale: int, batch: int = 16) -> np.ndarray:
-    """BI degradation of uint8 HR frames (T, H, W, 3) -> uint8 LR (T, H/s, W/s, 3)."""
-    import jax
-
-    out = []
-    with jax.default_device(jax.devices("cpu")[0]):
-        for i in range(0, len(hr), batch):
-            x = np.asarray(hr[i : i + batch], np.float32) / 255.0
-            lr = np.asarray(degrade.bicubic_downsample(x, scale))
-            out.append(np.floor(np.clip(lr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    return np.concatenate(out)
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """[0,255]-scale floats -> uint8 with MATLAB's rounding (half away from zero)."""
+    return np.floor(np.clip(x, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
-def load_clip_pairs(data_config, split: str) -> list[ClipPair]:
-    """Whole LR/HR clips of a split (shots of the sample videos), HR cropped to a multiple of s."""
-    if data_config.name != "sample":
-        raise ValueError(f"unknown data.name {data_config.name!r}; available: {', '.join(DATASETS)}")
-    scale = int(data_config.scale)
-    pairs = []
-    for shot in sample.load_split(split):
-        hr = np.asarray(degrade.modcrop(shot.frames, scale))
-        pairs.append(ClipPair(shot.name, make_lr(hr, scale), hr))
-    return pairs
+# ------------------------------------------------------------------------ sources
 
 
-@dataclasses.dataclass
-class _PackedClips:
-    """All frames of many clips in two padded arrays, plus a table of training windows."""
+def make_source(data, split: str):
+    """The `sources` object of `data.name` for `split` ('train' or 'test')."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+    t, stride = int(data.num_frames), int(data.window_stride)
+    if data.name == "sample":
+        from vsr_jax.data import sample
 
-    lr: np.ndarray  # (F, h_max, w_max, 3) uint8
-    hr: np.ndarray  # (F, H_max, W_max, 3) uint8
-    window_start: np.ndarray  # (n,) first frame (row of lr/hr) of each window
-    window_size: np.ndarray  # (n, 2) LR (h, w) of the clip the window lies in
+        clips = [sources.Clip(s.name, s.frames) for s in sample.load_split(split)]
+        return sources.ArraySource(clips, t, stride)
+    if data.name == "video_folder":
+        from vsr_jax.data import video_folder
 
+        return video_folder.make_source(data, split)
+    if data.name == "vimeo90k":
+        from vsr_jax.data import vimeo90k
 
-def _pack(pairs: list[ClipPair], num_frames: int, stride: int, patch: int) -> _PackedClips:
-    h_max = max(p.lr.shape[1] for p in pairs)
-    w_max = max(p.lr.shape[2] for p in pairs)
-    s = pairs[0].hr.shape[1] // pairs[0].lr.shape[1]
-    total = sum(len(p.lr) for p in pairs)
-    lr = np.zeros((total, h_max, w_max, 3), np.uint8)
-    hr = np.zeros((total, h_max * s, w_max * s, 3), np.uint8)
-    starts, sizes, row = [], [], 0
-    for p in pairs:
-        t, h, w, _ = p.lr.shape
-        lr[row : row + t, :h, :w] = p.lr
-        hr[row : row + t, : h * s, : w * s] = p.hr
-        if h >= patch and w >= patch:
-            for a in scenes.window_starts(t, num_frames, stride):
-                starts.append(row + a)
-                sizes.append((h, w))
-        row += t
-    if not starts:
-        raise ValueError(f"no {num_frames}-frame window with {patch}x{patch} LR patches in the data")
-    return _PackedClips(lr, hr, np.asarray(starts, np.int64), np.asarray(sizes, np.int32))
+        records = vimeo90k.load(split, manual_dir=data.manual_dir, data_dir=data.tfds_data_dir or None)
+        return sources.RecordSource(
+            records, frames_key="frames", name_key="id", num_frames=t, record_length=7, stride=stride
+        )
+    if data.name == "cats_vs_dogs":
+        from vsr_jax.data import tfds_images
 
-
-def count_windows(pairs: list[ClipPair], num_frames: int, stride: int) -> int:
-    return sum(len(scenes.window_starts(len(p.lr), num_frames, stride)) for p in pairs)
+        records = tfds_images.load("cats_vs_dogs", split, data_dir=data.tfds_data_dir or None)
+        if t != 1:
+            raise ConfigError("cats_vs_dogs holds single images: set --config.data.num_frames=1")
+        return sources.RecordSource(records, frames_key="image", num_frames=1, record_length=1, prefix="image")
+    raise ConfigError(f"unknown data.name {data.name!r}; available: {', '.join(DATASETS)}")
 
 
-def window_of(index, num_windows: int, seed):
-    """The window that global example `index` shows: each epoch is a fresh permutation (TF op)."""
-    tf = _tf()
-    index = tf.cast(index, tf.int64)
-    epoch, pos = index // num_windows, index % num_windows
-    return tf.random.experimental.index_shuffle(pos, tf.stack([tf.cast(seed, tf.int64), epoch]), num_windows - 1)
+# ------------------------------------------------------------------------ examples
 
 
-def make_train_dataset(config, *, start_step: int = 0, process_index: int = 0, process_count: int = 1):
-    """tf.data.Dataset of this process's training batches, starting at `start_step`.
+def make_example(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.ndarray, np.ndarray]:
+    """One training example from an HR window (T, H, W, 3) uint8 -> (lr, hr) float32 in [0,1].
+
+    lr is (T, p, p, 3), hr (T, p·s, p·s, 3). Frames smaller than the HR patch are
+    mirror-padded first (rare: tiny images in photo datasets).
+    """
+    s, p = int(data.scale), int(data.patch_size)
+    need = p * s
+    h, w = frames.shape[1], frames.shape[2]
+    if h < need or w < need:
+        pad = ((0, 0), (0, max(0, need - h)), (0, max(0, need - w)), (0, 0))
+        frames = np.pad(frames, pad, mode="symmetric")
+    frames = degrade.modcrop(frames, s)
+    top, left = augment.crop_origin(rng, frames.shape[1] // s, frames.shape[2] // s, p)
+    choice = augment.draw(rng)
+    hr = frames[:, top * s : (top + p) * s, left * s : (left + p) * s]
+    lr = degrade.crop_degrade(frames, s, data.degradation, top, left, p, p)  # 0–255 scale
+    lr = _corrupt(to_uint8(lr), rng, data)
+    kw = dict(flips=bool(data.augment), transpose=bool(data.augment), reverse=bool(data.temporal_reverse))
+    lr, hr = augment.apply(lr, choice, **kw), augment.apply(hr, choice, **kw)
+    return lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
+
+
+def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
+    """Optional robustness corruptions of uint8 LR frames: Gaussian noise, then JPEG (both off by default)."""
+    sigma, quality = float(data.noise_sigma), int(data.jpeg_quality)
+    if sigma > 0:
+        lr_u8 = to_uint8(lr_u8 + rng.normal(0.0, sigma, lr_u8.shape))
+    if quality > 0:
+        from PIL import Image
+
+        out = []
+        for frame in lr_u8:
+            buf = io.BytesIO()
+            Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+            out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+        lr_u8 = np.stack(out)
+    return lr_u8
+
+
+class ExampleMaker:
+    """Global example index -> (lr, hr): the window via a per-epoch permutation, then `make_example`."""
+
+    def __init__(self, source, data, seed: int):
+        self.source, self.data, self.seed = source, data, int(seed)
+        self.n = len(source)
+        if not self.n:
+            raise UserError(
+                f"{data.name} has no {data.num_frames}-frame windows in this split; "
+                "lower data.num_frames or add longer clips"
+            )
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs' permutations, per instance
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, 0x5EED, epoch]).permutation(self.n)
+
+    def window_of(self, index: int) -> int:
+        epoch, pos = divmod(int(index), self.n)
+        return int(self.permutation(epoch)[pos])
+
+    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        return make_example(self.source.window(self.window_of(index)), rng, self.data)
+
+
+def make_dataset(
+    config, split: str = "train", *, source=None, start_step: int = 0, process_index: int = 0, process_count: int = 1
+):
+    """tf.data.Dataset of this process's batches of `split`, starting at global step `start_step`.
 
     Args:
-      config: the run config (uses `seed`, `batch_size` (global), and `data.*`).
+      config: the run config (uses `seed`, `batch_size` (global) and `data.*`).
+      split: 'train' or 'test'.
+      source: the split's source, if already made (`make_source(config.data, split)`).
       start_step: global step of the first batch (resume).
       process_index, process_count: this host's share of every global batch.
     """
@@ -124,41 +178,49 @@ def make_train_dataset(config, *, start_step: int = 0, process_index: int = 0, p
     if config.batch_size % process_count:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {process_count} processes")
     local_batch = config.batch_size // process_count
-    scale, patch, num_frames = int(data.scale), int(data.patch_size), int(data.num_frames)
-    packed = _pack(load_clip_pairs(data, "train"), num_frames, int(data.window_stride), patch)
-    lr_all = tf.constant(packed.lr)
-    hr_all = tf.constant(packed.hr)
-    starts = tf.constant(packed.window_start)
-    sizes = tf.constant(packed.window_size)
-    n = len(packed.window_start)
-    seed = tf.constant(int(config.seed), tf.int64)
-    augment = bool(data.augment)
+    t, p, s = int(data.num_frames), int(data.patch_size), int(data.scale)
+    maker = ExampleMaker(source if source is not None else make_source(data, split), data, config.seed)
 
-    def example(index):
-        w = window_of(index, n, seed)
-        keys = tf.random.experimental.stateless_split(tf.stack([seed, index]), 5)
-        h, wd = sizes[w][0], sizes[w][1]
-        y0 = tf.random.stateless_uniform([], keys[0], 0, h - patch + 1, tf.int32)
-        x0 = tf.random.stateless_uniform([], keys[1], 0, wd - patch + 1, tf.int32)
-        f0 = tf.cast(starts[w], tf.int32)
-        lr = lr_all[f0 : f0 + num_frames, y0 : y0 + patch, x0 : x0 + patch]
-        hr = hr_all[f0 : f0 + num_frames, y0 * scale : (y0 + patch) * scale, x0 * scale : (x0 + patch) * scale]
-        if augment:
-            for axis, key in ((2, keys[2]), (1, keys[3])):  # horizontal, vertical flip
-                flip = tf.random.stateless_uniform([], key) < 0.5
-                lr = tf.cond(flip, lambda a=lr, ax=axis: tf.reverse(a, [ax]), lambda a=lr: a)
-                hr = tf.cond(flip, lambda a=hr, ax=axis: tf.reverse(a, [ax]), lambda a=hr: a)
-            swap = tf.random.stateless_uniform([], keys[4]) < 0.5  # transpose = 90° rotation + flip
-            lr = tf.cond(swap, lambda: tf.transpose(lr, [0, 2, 1, 3]), lambda: lr)
-            hr = tf.cond(swap, lambda: tf.transpose(hr, [0, 2, 1, 3]), lambda: hr)
-        lr = tf.ensure_shape(tf.cast(lr, tf.float32) / 255.0, (num_frames, patch, patch, 3))
-        hr = tf.ensure_shape(tf.cast(hr, tf.float32) / 255.0, (num_frames, patch * scale, patch * scale, 3))
-        return {"lr": lr, "hr": hr}
+    def load(index):
+        lr, hr = tf.numpy_function(maker, [index], [tf.float32, tf.float32], stateful=False)
+        return {"lr": tf.ensure_shape(lr, (t, p, p, 3)), "hr": tf.ensure_shape(hr, (t, p * s, p * s, 3))}
 
     first = start_step * config.batch_size + process_index
     ds = tf.data.Dataset.range(first, 2**62, process_count)
-    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(local_batch, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(2)
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_train_dataset(config, **kwargs):
+    """`make_dataset(config, 'train', **kwargs)`."""
+    return make_dataset(config, "train", **kwargs)
+
+
+# --------------------------------------------------------------------- evaluation
+
+
+def degrade_clip(hr_u8: np.ndarray, scale: int, kind: str = "bi", chunk: int = 16) -> np.ndarray:
+    """Whole-frame LR of uint8 HR frames (T, H, W, 3), H and W multiples of `scale` -> uint8."""
+    t, h, w, _ = hr_u8.shape
+    out = [
+        to_uint8(degrade.crop_degrade(hr_u8[i : i + chunk], scale, kind, 0, 0, h // scale, w // scale))
+        for i in range(0, t, chunk)
+    ]
+    return np.concatenate(out)
+
+
+def load_clip_pairs(data, split: str, max_clips: int = 0) -> list[ClipPair]:
+    """Whole LR/HR clips of `split` for evaluation (HR cropped to a multiple of the scale)."""
+    scale = int(data.scale)
+    pairs = []
+    for clip in make_source(data, split).clips(max_clips):
+        hr = np.asarray(degrade.modcrop(clip.frames, scale))
+        pairs.append(ClipPair(clip.name, degrade_clip(hr, scale, data.degradation), hr))
+    return pairs
+
+
+def count_windows(source) -> int:
+    return len(source)
