@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A new directory for this run.", required=True)
-_STEPS = flags.DEFINE_integer("steps", 500, "Training steps (the README quick start uses 500).")
+_STEPS = flags.DEFINE_integer("steps", 400, "Training steps (the README quick start uses 400).")
 
 
 def main(argv):

@@ -62,6 +62,13 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------ sources
 
 
+def _path(value: str) -> str | None:
+    """A user-given path with ~ expanded, or None when empty."""
+    import os
+
+    return os.path.abspath(os.path.expanduser(value)) if value else None
+
+
 def make_source(data, split: str):
     """The `sources` object of `data.name` for `split` ('train' or 'test')."""
     if split not in SPLITS:
@@ -79,14 +86,14 @@ def make_source(data, split: str):
     if data.name == "vimeo90k":
         from vsr_jax.data import vimeo90k
 
-        records = vimeo90k.load(split, manual_dir=data.manual_dir, data_dir=data.tfds_data_dir or None)
+        records = vimeo90k.load(split, manual_dir=_path(data.manual_dir), data_dir=_path(data.tfds_data_dir))
         return sources.RecordSource(
             records, frames_key="frames", name_key="id", num_frames=t, record_length=7, stride=stride
         )
     if data.name == "cats_vs_dogs":
         from vsr_jax.data import tfds_images
 
-        records = tfds_images.load("cats_vs_dogs", split, data_dir=data.tfds_data_dir or None)
+        records = tfds_images.load("cats_vs_dogs", split, data_dir=_path(data.tfds_data_dir))
         if t != 1:
             raise ConfigError("cats_vs_dogs holds single images: set --config.data.num_frames=1")
         return sources.RecordSource(records, frames_key="image", num_frames=1, record_length=1, prefix="image")

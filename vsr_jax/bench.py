@@ -1,0 +1,86 @@
+"""`vsr-bench`: speed ratios measured in one run (never in a timed test).
+
+    python -m vsr_jax.bench --config=configs/unet.py [--config.data.name=... overrides] [--steps=20]
+
+Measures, for the given config on this machine:
+* input pipeline alone: batches/s of `pipeline.make_dataset` (after warm-up);
+* train step alone: steps/s of the jitted step on one fixed device-resident batch;
+* their ratio — the input pipeline's headroom. Below 1 the accelerator waits for data.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed batches / steps (after warm-up).")
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
+flags.mark_flags_as_required(["config"])
+
+
+def _rate(fn, n: int) -> float:
+    fn()  # warm-up (compilation, pipeline fill)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return n / (time.perf_counter() - t0)
+
+
+def input_pipeline_rate(config, steps: int) -> float:
+    from vsr_jax.data import pipeline
+
+    batches = pipeline.make_dataset(config, "train").as_numpy_iterator()
+    for _ in range(3):
+        next(batches)
+    return _rate(lambda: next(batches), steps)
+
+
+def train_step_rate(config, steps: int) -> float:
+    import jax
+
+    from vsr_jax import sharding, train
+    from vsr_jax.data import pipeline
+
+    mesh = sharding.make_mesh()
+    model, tx = train.build_model(config), train.make_optimizer(config)
+    state = train.create_train_state(config, model, tx, mesh)
+    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    batch = sharding.global_batch(next(pipeline.make_dataset(config, "train").as_numpy_iterator()), mesh)
+    holder = {"state": state}
+
+    def one():
+        holder["state"], m = step(holder["state"], batch)
+        jax.block_until_ready(m)
+
+    return _rate(one, steps)
+
+
+def main(argv):
+    del argv
+    from vsr_jax import train
+    from vsr_jax.errors import UserError
+
+    config = flags.FLAGS.config
+    try:
+        train.validate_config(config)
+        data_rate = input_pipeline_rate(config, _STEPS.value)
+        step_rate = train_step_rate(config, _STEPS.value)
+    except UserError as e:
+        print(f"vsr-bench: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    d = config.data
+    print(f"config: model={config.model.name} data={d.name} x{d.scale} batch={config.batch_size} T={d.num_frames}")
+    print(f"input pipeline : {data_rate:8.2f} batches/s")
+    print(f"train step     : {step_rate:8.2f} steps/s")
+    print(f"headroom (input / step): {data_rate / step_rate:.1f}x  (< 1 means the device waits for data)")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
