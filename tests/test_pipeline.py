@@ -89,3 +89,14 @@ def test_every_epoch_is_a_new_permutation_of_all_windows(video_config):
     assert not np.array_equal(order[:n], order[n:])
     other = pipeline.ExampleMaker(maker.source, video_config.data, seed=1)
     assert not np.array_equal(order[:n], [other.window_of(i) for i in range(n)])
+
+
+def test_noise_and_jpeg_corrupt_only_the_lr():
+    clean_config = tiny_unet_config(batch_size=4)
+    (clean,) = batches(clean_config, 1)
+    for overrides in ({"data.noise_sigma": 10.0}, {"data.jpeg_quality": 20}):
+        (noisy,) = batches(tiny_unet_config(batch_size=4, **overrides), 1)
+        np.testing.assert_array_equal(noisy["hr"], clean["hr"])
+        diff = np.abs(noisy["lr"] - clean["lr"]).mean() * 255
+        assert 1.0 < diff < 12.0, (overrides, diff)  # σ = 10 -> ≈ 8 levels; JPEG q20 a few levels
+        assert noisy["lr"].min() >= 0 and noisy["lr"].max() <= 1
