@@ -45,9 +45,9 @@ def test_rows_of_resize_matrix_sum_to_one_and_constant_is_kept():
     np.testing.assert_allclose(degrade.imresize(x, 0.5), 0.3, atol=1e-6)
 
 
-def test_bicubic_downsample_rejects_sizes_not_divisible_by_scale():
+def test_degrade_rejects_sizes_not_divisible_by_scale():
     with pytest.raises(ValueError, match="modcrop"):
-        degrade.bicubic_downsample(np.zeros((10, 9, 3)), 2)
+        degrade.degrade(np.zeros((10, 9, 3)), 2, "bi")
     assert degrade.modcrop(np.zeros((10, 9, 3)), 4).shape == (8, 8, 3)
 
 

@@ -89,11 +89,6 @@ def imresize(x, scale: float, *, antialias: bool = True):
     return _separable(x, mh, mw)
 
 
-def bicubic_downsample(hr, scale: int):
-    """BI degradation: (..., H, W, C) -> (..., H/scale, W/scale, C); H, W divisible by scale."""
-    return degrade(hr, scale, "bi")
-
-
 DEGRADATIONS = ("bi", "bd", "bd_duf")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import logging
+import os
 
 import numpy as np
 
@@ -33,8 +33,6 @@ from vsr_jax.errors import ConfigError, UserError
 
 DATASETS = ("sample", "video_folder", "vimeo90k", "cats_vs_dogs")
 SPLITS = ("train", "test")
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +62,6 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 def _path(value: str) -> str | None:
     """A user-given path with ~ expanded, or None when empty."""
-    import os
-
     return os.path.abspath(os.path.expanduser(value)) if value else None
 
 
@@ -227,7 +223,3 @@ def load_clip_pairs(data, split: str, max_clips: int = 0) -> list[ClipPair]:
         hr = np.asarray(degrade.modcrop(clip.frames, scale))
         pairs.append(ClipPair(clip.name, degrade_clip(hr, scale, data.degradation), hr))
     return pairs
-
-
-def count_windows(source) -> int:
-    return len(source)

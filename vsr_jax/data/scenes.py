@@ -19,8 +19,13 @@ def frame_differences(frames: np.ndarray) -> np.ndarray:
 
 def split_shots(frames: np.ndarray, threshold: float = DEFAULT_CUT_THRESHOLD) -> list[tuple[int, int]]:
     """Splits (T, H, W, C) frames at hard cuts; returns [start, end) frame ranges of the shots."""
-    cuts = np.nonzero(frame_differences(frames) > threshold)[0] + 1
-    bounds = [0, *cuts.tolist(), len(frames)]
+    return shots_from_differences(frame_differences(frames), len(frames), threshold)
+
+
+def shots_from_differences(diffs, num_frames: int, threshold: float = DEFAULT_CUT_THRESHOLD) -> list[tuple[int, int]]:
+    """[start, end) shot ranges of `num_frames` frames from their T−1 consecutive differences."""
+    cuts = np.nonzero(np.asarray(diffs) > threshold)[0] + 1
+    bounds = [0, *cuts.tolist(), num_frames]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 

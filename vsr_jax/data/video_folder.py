@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from vsr_jax import video_io
-from vsr_jax.data import sources
+from vsr_jax.data import scenes, sources
 from vsr_jax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,10 @@ def decode_cached(item: Input, cache_root: str, cut_threshold: float) -> tuple[n
                         shape = frame.shape
                     elif frame.shape != shape:
                         raise UserError(f"{item.path}: frame {count} is {frame.shape}, not {shape}; re-encode it")
-                    if prev is not None:
-                        diffs.append(float(np.mean(np.abs(frame.astype(np.float32) - prev))))
-                    prev = frame.astype(np.float32)
+                    current = frame.astype(np.float32)
+                    if prev is not None:  # as scenes.frame_differences, one frame at a time
+                        diffs.append(float(np.mean(np.abs(current - prev))))
+                    prev = current
                     f.write(np.ascontiguousarray(frame).tobytes())
                     count += 1
             os.replace(tmp, key + ".u8")
@@ -129,9 +130,7 @@ def decode_cached(item: Input, cache_root: str, cut_threshold: float) -> tuple[n
     with open(meta_path) as f:
         meta = json.load(f)
     frames = np.memmap(key + ".u8", np.uint8, mode="r", shape=tuple(meta["shape"]))
-    cuts = [i + 1 for i, d in enumerate(meta["diffs"]) if d > cut_threshold]
-    bounds = [0, *cuts, len(frames)]
-    return frames, list(zip(bounds[:-1], bounds[1:], strict=True))
+    return frames, scenes.shots_from_differences(meta["diffs"], len(frames), cut_threshold)
 
 
 def make_source(data, split: str) -> sources.ArraySource:
