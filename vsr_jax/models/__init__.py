@@ -13,6 +13,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -43,15 +44,30 @@ def create_model(name: str, scale: int, kwargs: Mapping[str, Any] | None = None)
     """Builds the registered module `name` for upscaling factor `scale`.
 
     `kwargs` are the module's own fields (from `config.model`, without `name`); an
-    unknown field raises a TypeError that names the module and the field.
+    unknown field raises a TypeError that names the module and the field. `dtype` may be
+    a name ("float32", "bfloat16"): the compute dtype; parameters stay float32.
     """
     cls = get_model_class(name)
     kwargs = dict(kwargs or {})
+    if "dtype" in kwargs:
+        kwargs["dtype"] = compute_dtype(kwargs["dtype"])
     fields = set(cls.__dataclass_fields__) - {"parent", "name"}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise TypeError(f"model {name!r} has no option(s) {unknown}; its options are {sorted(fields - {'scale'})}")
     return cls(scale=scale, **kwargs)
+
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(value) -> Any:
+    """'bfloat16' / jnp.bfloat16 -> jnp.bfloat16; raises ValueError naming the choices."""
+    if isinstance(value, str):
+        if value not in COMPUTE_DTYPES:
+            raise ValueError(f"model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {value!r}")
+        return COMPUTE_DTYPES[value]
+    return value
 
 
 def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:

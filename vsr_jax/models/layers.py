@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -57,3 +59,23 @@ def pad_to_multiple(x, multiple: int):
         mode = "reflect" if (ph < h and pw < w) else "edge"
         x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
     return x, (h, w)
+
+
+class ResidualBlock(nn.Module):
+    """conv3×3 → ReLU → conv3×3, added to the input (EDSR/BasicVSR's ResidualBlockNoBN).
+
+    `res_scale` multiplies the residual branch; with `zero_init` the second conv starts at
+    zero so a fresh block is the identity. (N, h, w, C) -> (N, h, w, C).
+    """
+
+    features: int
+    res_scale: float = 1.0
+    zero_init: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        last_init = nn.initializers.zeros if self.zero_init else nn.linear.default_kernel_init
+        y = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(x))
+        y = nn.Conv(self.features, (3, 3), kernel_init=last_init, dtype=self.dtype)(y)
+        return x + self.res_scale * y

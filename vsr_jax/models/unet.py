@@ -14,6 +14,7 @@ any h, w (inputs are reflect-padded to a multiple of 2^(levels−1) and the outp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -23,11 +24,12 @@ from vsr_jax.models import layers, register
 
 class _DoubleConv(nn.Module):
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        x = nn.relu(nn.Conv(self.features, (3, 3))(x))
-        return nn.relu(nn.Conv(self.features, (3, 3))(x))
+        x = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(x))
+        return nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(x))
 
 
 @register("unet")
@@ -39,30 +41,33 @@ class SRUNet(nn.Module):
       features: channels per level, shallowest first; len(features) levels, the last one
         is the bottleneck (so len(features) − 1 max-pools).
       residual: add a bicubic upsampling of the input to the output.
+      dtype: compute dtype (bfloat16 for speed on TPU/GPU); params and output are float32.
     """
 
     scale: int = 2
     features: Sequence[int] = (64, 128, 256)
     residual: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def _single(self, x):
         depth = len(self.features)
         x, (h, w) = layers.pad_to_multiple(x, 2 ** (depth - 1))
         inp = x
+        x = x.astype(self.dtype)
         skips = []
         for f in self.features[:-1]:
-            x = _DoubleConv(f)(x)
+            x = _DoubleConv(f, self.dtype)(x)
             skips.append(x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = _DoubleConv(self.features[-1])(x)
+        x = _DoubleConv(self.features[-1], self.dtype)(x)
         for f, skip in zip(reversed(self.features[:-1]), reversed(skips), strict=True):
-            x = nn.ConvTranspose(f, (2, 2), strides=(2, 2))(x)
+            x = nn.ConvTranspose(f, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
             x = jnp.concatenate([x, skip], axis=-1)
-            x = _DoubleConv(f)(x)
+            x = _DoubleConv(f, self.dtype)(x)
         init = nn.initializers.zeros if self.residual else nn.linear.default_kernel_init
-        x = nn.Conv(3 * self.scale**2, (3, 3), kernel_init=init, name="upscale_conv")(x)
-        x = layers.pixel_shuffle(x, self.scale)
+        x = nn.Conv(3 * self.scale**2, (3, 3), kernel_init=init, dtype=self.dtype, name="upscale_conv")(x)
+        x = layers.pixel_shuffle(x, self.scale).astype(jnp.float32)
         if self.residual:
             x = x + layers.upsample_bicubic(inp, self.scale)
         return x[:, : h * self.scale, : w * self.scale]

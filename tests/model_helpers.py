@@ -1,0 +1,35 @@
+"""Helpers shared by the model tests: smooth synthetic frames and a fixed-batch fit."""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from vsr_jax import losses, models
+
+
+def smooth_clip(key, shape, scale: int):
+    """A smooth random HR clip of `shape` (N, T, H, W, 3) and its ×scale box-free LR (strided)."""
+    n, t, h, w, c = shape
+    coarse = jax.random.uniform(key, (n, t, h // 2, w // 2, c))
+    hr = jax.image.resize(coarse, shape, "linear")
+    return hr[:, :, ::scale, ::scale], hr
+
+
+def fit_fixed_batch(model, lr, hr, *, steps: int = 30, learning_rate: float = 1e-3, seed: int = 1):
+    """Adam on MSE for `steps` steps on one batch; returns (first loss, last loss)."""
+    params = models.init_variables(model, jax.random.key(seed), lr)["params"]
+    tx = optax.adam(learning_rate)
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(params, opt):
+        loss, g = jax.value_and_grad(lambda p: losses.mse(model.apply({"params": p}, lr, train=True), hr))(params)
+        updates, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, updates), opt, loss
+
+    losses_seen = []
+    for _ in range(steps):
+        params, opt, loss = step(params, opt)
+        losses_seen.append(float(loss))
+    return losses_seen[0], losses_seen[-1]
