@@ -33,3 +33,23 @@ def fit_fixed_batch(model, lr, hr, *, steps: int = 30, learning_rate: float = 1e
         params, opt, loss = step(params, opt)
         losses_seen.append(float(loss))
     return losses_seen[0], losses_seen[-1]
+
+
+def perturb(params, key, scale: float = 0.05):
+    """Adds N(0, scale²) noise to every parameter, so zero-initialised layers are active too."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(
+        treedef, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys, strict=True)]
+    )
+
+
+def trace_counter(fn):
+    """jax.jit(fn) plus a list that grows by one each time JAX traces (compiles) it."""
+    traces = []
+
+    def counted(*args):
+        traces.append(1)
+        return fn(*args)
+
+    return jax.jit(counted), traces

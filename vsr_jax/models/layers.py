@@ -79,3 +79,28 @@ class ResidualBlock(nn.Module):
         y = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(x))
         y = nn.Conv(self.features, (3, 3), kernel_init=last_init, dtype=self.dtype)(y)
         return x + self.res_scale * y
+
+
+def upsample_factors(scale: int) -> list[int]:
+    """The pixel-shuffle stages for ×scale: ×2 stages for powers of two, one ×3 for 3."""
+    if scale == 3:
+        return [3]
+    if scale >= 2 and scale & (scale - 1) == 0:
+        return [2] * (scale.bit_length() - 1)
+    raise ValueError(f"scale {scale} is not supported by this model (use 2, 3, 4 or 8)")
+
+
+class PixelShuffleUpsampler(nn.Module):
+    """(N, h, w, C) -> (N, h·s, w·s, features): per stage 3×3 conv to features·r², pixel
+    shuffle ×r, LeakyReLU(0.1) (BasicVSR/EDSR's upsampler; see `upsample_factors`)."""
+
+    scale: int
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        for r in upsample_factors(self.scale):
+            x = nn.Conv(self.features * r * r, (3, 3), dtype=self.dtype)(x)
+            x = nn.leaky_relu(pixel_shuffle(x, r), 0.1)
+        return x

@@ -1,0 +1,209 @@
+"""Recurrent video SR with ConvLSTM propagation and learned flow alignment.
+
+The seed study's "deep recurrent ResNet with ConvLSTM layers", built the way BasicVSR
+(Chan et al., 2021) builds recurrent VSR:
+
+1. feature extraction, per frame: 3×3 conv + `extract_blocks` residual blocks;
+2. alignment: a small SpyNet-style flow network, trained end to end (no pretrained
+   weights are available offline; its last layers start at zero, so an untrained model is
+   an unaligned one), estimates the flow from each frame to its neighbour, and the
+   recurrent state (cell c and hidden h) is backward-warped onto the current frame;
+3. propagation: a ConvLSTM cell scanned over time with `nn.scan` — forward only (causal:
+   frame t sees frames ≤ t, so it can stream), or bidirectional (a backward pass too, as
+   BasicVSR; each frame sees the whole clip);
+4. reconstruction, per frame: the hidden states → 1×1 conv + `recon_blocks` residual
+   blocks → pixel-shuffle ×2 stages (one ×3 stage for ×3) → 3×3 conv, added to a bicubic
+   upsampling of the LR frame. The last conv starts at zero: an untrained model is bicubic.
+
+The time loop is an XLA while loop (`nn.scan`), so the compiled program and its compile
+time do not depend on T. Shapes: LR (N, T, h, w, 3) -> SR (N, T, h·s, w·s, 3), any h, w.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vsr_jax.models import flow as flow_lib
+from vsr_jax.models import layers, register
+from vsr_jax.models import warp as warp_lib
+
+
+def _forget_bias(features: int, value: float = 1.0):
+    """Gate bias initialiser: zeros except the forget gate (second quarter) at `value`."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.zeros(shape, dtype).at[features : 2 * features].set(value)
+
+    return init
+
+
+class ConvLSTMCell(nn.Module):
+    """A convolutional LSTM cell (Shi et al., 2015) with an explicit carry.
+
+    `(c, h), x -> (c', h'), h'` with c, h: (N, h, w, features) and x: (N, h, w, C); the
+    four gates come from one conv over concat(x, h). The forget gate's bias starts at 1
+    (Jozefowicz et al., 2015). Usable under `nn.scan` (see `ConvLSTMVSR`).
+    """
+
+    features: int
+    kernel_size: int = 3
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, carry, x):
+        c, h = carry
+        k = self.kernel_size
+        gates = nn.Conv(
+            4 * self.features, (k, k), bias_init=_forget_bias(self.features), dtype=self.dtype, name="gates"
+        )(jnp.concatenate([x, h], axis=-1))
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+        h = nn.sigmoid(o) * jnp.tanh(c)
+        return (c, h), h
+
+    @staticmethod
+    def initialize_carry(batch_shape: Sequence[int], features: int, dtype=jnp.float32):
+        """Zero (c, h) for frames of spatial shape `batch_shape` = (N, h, w)."""
+        zeros = jnp.zeros((*batch_shape, features), dtype)
+        return zeros, zeros
+
+
+class _AlignedStep(nn.Module):
+    """One time step: warp the carry onto the current frame, then the ConvLSTM cell.
+
+    inputs = (features_t (N,h,w,C), flow_t (N,h,w,2)); flow_t maps frame t to the frame the
+    carry comes from (zero for the first frame of a pass, whose carry is zero anyway).
+    """
+
+    features: int
+    kernel_size: int
+    align: bool
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        x, flow = inputs
+        if self.align:
+            carry = tuple(warp_lib.warp(s, flow, padding_mode="zeros") for s in carry)
+        return ConvLSTMCell(self.features, self.kernel_size, self.dtype, name="cell")(carry, x)
+
+
+def scan_propagate(
+    features: int, kernel_size: int, align: bool, dtype, *, reverse: bool, unroll: int, name: str
+) -> nn.Module:
+    """A ConvLSTM pass over time (axis 1) as an XLA loop: (carry, (x, flow)) -> (carry, h)."""
+    scanned = nn.scan(
+        _AlignedStep,
+        variable_broadcast="params",
+        split_rngs={"params": False},
+        in_axes=1,
+        out_axes=1,
+        reverse=reverse,
+        unroll=unroll,
+    )
+    return scanned(features, kernel_size, align, dtype, name=name)
+
+
+@register("convlstm_vsr")
+class ConvLSTMVSR(nn.Module):
+    """Recurrent VSR: features → flow-aligned ConvLSTM propagation → pixel-shuffle upscale.
+
+    Attributes:
+      scale: upscaling factor (2, 3, 4 or 8).
+      features: channels of the features and of the ConvLSTM state.
+      extract_blocks: residual blocks of the per-frame feature extractor.
+      recon_blocks: residual blocks of the per-frame reconstruction.
+      kernel_size: ConvLSTM gate kernel.
+      bidirectional: add a backward pass (not causal; needs the whole clip or a window).
+      align: warp the recurrent state with the learned flow (False: no alignment).
+      flow_levels / flow_features / flow_kernel_size: the SpyNet-style flow network's
+        pyramid levels, conv widths and kernel size (SpyNet: 6 levels, 7×7).
+      unroll: time steps per loop iteration of the scan (more: faster, longer compile).
+      dtype: compute dtype; params and output are float32.
+    """
+
+    scale: int = 4
+    features: int = 64
+    extract_blocks: int = 2
+    recon_blocks: int = 5
+    kernel_size: int = 3
+    bidirectional: bool = False
+    align: bool = True
+    flow_levels: int = 3
+    flow_features: Sequence[int] = (32, 64, 32, 16)
+    flow_kernel_size: int = 7
+    unroll: int = 1
+    dtype: Any = jnp.float32
+
+    def _flows(self, lr):
+        """Flows of every frame to its previous and next frame: 2 × (N, T, h, w, 2).
+
+        Entry t of `to_prev` maps frame t onto frame t−1 (zero at t = 0); of `to_next`,
+        onto frame t+1 (zero at t = T−1). Pairs are batched through the flow network.
+        """
+        n, t, h, w, _ = lr.shape
+        zero = jnp.zeros((n, 1, h, w, 2), jnp.float32)
+        if not self.align or t == 1:
+            return jnp.zeros((n, t, h, w, 2), jnp.float32), jnp.zeros((n, t, h, w, 2), jnp.float32)
+        flownet = flow_lib.SpyNetLite(
+            levels=self.flow_levels,
+            features=self.flow_features,
+            kernel_size=self.flow_kernel_size,
+            dtype=self.dtype,
+            name="flownet",
+        )
+        cur, prev = lr[:, 1:].reshape((-1, h, w, 3)), lr[:, :-1].reshape((-1, h, w, 3))
+        if self.bidirectional:  # one batched call for both directions
+            both = flownet(jnp.concatenate([cur, prev]), jnp.concatenate([prev, cur]))
+            back, fwd = jnp.split(both, 2)
+        else:
+            back = flownet(cur, prev)
+            fwd = None
+        back = back.reshape((n, t - 1, h, w, 2))
+        to_prev = jnp.concatenate([zero, back], axis=1)
+        if fwd is None:
+            return to_prev, None
+        return to_prev, jnp.concatenate([fwd.reshape((n, t - 1, h, w, 2)), zero], axis=1)
+
+    @nn.compact
+    def __call__(self, lr, train: bool = False):
+        del train  # no dropout / batch norm
+        if lr.ndim != 5:
+            raise ValueError(f"convlstm_vsr expects LR clips (N,T,h,w,3), got shape {lr.shape}")
+        layers.upsample_factors(self.scale)  # fail early on an unsupported scale
+        n, t, h, w, _ = lr.shape
+        f = self.features
+        to_prev, to_next = self._flows(lr)
+
+        def extract(x):
+            x = nn.leaky_relu(nn.Conv(f, (3, 3), dtype=self.dtype, name="extract_conv")(x.astype(self.dtype)), 0.1)
+            for i in range(self.extract_blocks):
+                x = layers.ResidualBlock(f, dtype=self.dtype, name=f"extract_block_{i}")(x)
+            return x
+
+        feats = layers.per_frame(extract, lr)  # (N, T, h, w, F)
+        carry = ConvLSTMCell.initialize_carry((n, h, w), f, self.dtype)
+        _, hidden = scan_propagate(
+            f, self.kernel_size, self.align, self.dtype, reverse=False, unroll=self.unroll, name="forward"
+        )(carry, (feats, to_prev))
+        if self.bidirectional:
+            _, backward = scan_propagate(
+                f, self.kernel_size, self.align, self.dtype, reverse=True, unroll=self.unroll, name="backward"
+            )(carry, (feats, to_next))
+            hidden = jnp.concatenate([hidden, backward], axis=-1)
+
+        def reconstruct(x):
+            x = nn.leaky_relu(nn.Conv(f, (1, 1), dtype=self.dtype, name="fusion")(x), 0.1)
+            for i in range(self.recon_blocks):
+                x = layers.ResidualBlock(f, dtype=self.dtype, name=f"recon_block_{i}")(x)
+            x = layers.PixelShuffleUpsampler(self.scale, f, dtype=self.dtype, name="upsample")(x)
+            zeros = nn.initializers.zeros
+            return nn.Conv(3, (3, 3), kernel_init=zeros, dtype=self.dtype, name="output_conv")(x)
+
+        residual = layers.per_frame(reconstruct, hidden).astype(jnp.float32)
+        return residual + layers.per_frame(lambda x: layers.upsample_bicubic(x, self.scale), lr)

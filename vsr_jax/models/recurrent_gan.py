@@ -1,0 +1,106 @@
+"""Frame-recurrent generator of the video GAN (FRVSR, Sajjadi et al. 2018; TecoGAN's G).
+
+For each frame t, in order:
+
+1. a SpyNet-style flow network (trained end to end; starts at zero flow) estimates the LR
+   flow from frame t to frame t−1; it is bilinearly upsampled to HR (values × s);
+2. the previous SR output is backward-warped with it (border padding) and folded to LR
+   resolution by space-to-depth (3·s² channels);
+3. a ResNet on concat(LR_t, folded warped SR_{t−1}) — 3×3 conv, `num_blocks` residual
+   blocks, pixel-shuffle upsampling, 3×3 conv (starts at zero) — predicts the residual to
+   a bicubic upsampling of LR_t.
+
+The first frame sees a black previous output, as in FRVSR. The loop over frames is an
+`nn.scan` (compiled once for any T) and is causal, so long videos can stream. The LR flows
+are recorded with `sow` under `intermediates/flow_to_prev` (N, T, h, w, 2) for the
+temporal losses of the GAN step. Shapes: LR (N, T, h, w, 3) -> SR (N, T, h·s, w·s, 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vsr_jax.models import flow as flow_lib
+from vsr_jax.models import layers, register
+from vsr_jax.models import warp as warp_lib
+
+
+class _FrameStep(nn.Module):
+    """(previous SR (N,H,W,3), (LR_t (N,h,w,3), LR flow t→t−1 (N,h,w,2))) -> (SR_t, SR_t)."""
+
+    scale: int
+    features: int
+    num_blocks: int
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, prev_sr, inputs):
+        lr, flow = inputs
+        warped = warp_lib.warp(prev_sr, warp_lib.flow_to_hr(flow, self.scale), padding_mode="border")
+        x = jnp.concatenate([lr, warp_lib.space_to_depth(warped, self.scale)], axis=-1).astype(self.dtype)
+        x = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype, name="head")(x))
+        for i in range(self.num_blocks):
+            x = layers.ResidualBlock(self.features, dtype=self.dtype, name=f"block_{i}")(x)
+        x = layers.PixelShuffleUpsampler(self.scale, self.features, dtype=self.dtype, name="upsample")(x)
+        zeros = nn.initializers.zeros
+        x = nn.Conv(3, (3, 3), kernel_init=zeros, dtype=self.dtype, name="output_conv")(x)
+        sr = x.astype(jnp.float32) + layers.upsample_bicubic(lr, self.scale)
+        return sr, sr
+
+
+@register("recurrent_gan")
+class FrameRecurrentGenerator(nn.Module):
+    """FRVSR/TecoGAN-style frame-recurrent generator.
+
+    Attributes:
+      scale: upscaling factor (2, 3, 4 or 8).
+      features: channels of the ResNet.
+      num_blocks: residual blocks per frame (TecoGAN: 16, FRVSR: 10).
+      flow_levels / flow_features / flow_kernel_size: the SpyNet-style flow network.
+      unroll: frames per loop iteration of the scan (more: faster, longer compile).
+      dtype: compute dtype; params, the fed-back frame and the output are float32.
+    """
+
+    scale: int = 4
+    features: int = 64
+    num_blocks: int = 10
+    flow_levels: int = 3
+    flow_features: Sequence[int] = (32, 64, 32, 16)
+    flow_kernel_size: int = 7
+    unroll: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, lr, train: bool = False):
+        del train  # no dropout / batch norm
+        if lr.ndim != 5:
+            raise ValueError(f"recurrent_gan expects LR clips (N,T,h,w,3), got shape {lr.shape}")
+        n, t, h, w, _ = lr.shape
+        layers.upsample_factors(self.scale)  # fail early on an unsupported scale
+        to_prev = jnp.zeros((n, 1, h, w, 2), jnp.float32)
+        if t > 1:
+            flownet = flow_lib.SpyNetLite(
+                levels=self.flow_levels,
+                features=self.flow_features,
+                kernel_size=self.flow_kernel_size,
+                dtype=self.dtype,
+                name="flownet",
+            )
+            back = flownet(lr[:, 1:].reshape((-1, h, w, 3)), lr[:, :-1].reshape((-1, h, w, 3)))
+            to_prev = jnp.concatenate([to_prev, back.reshape((n, t - 1, h, w, 2))], axis=1)
+        self.sow("intermediates", "flow_to_prev", to_prev)
+        step = nn.scan(
+            _FrameStep,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+            unroll=self.unroll,
+        )(self.scale, self.features, self.num_blocks, self.dtype, name="recurrent")
+        black = jnp.zeros((n, h * self.scale, w * self.scale, 3), jnp.float32)
+        _, sr = step(black, (lr.astype(jnp.float32), to_prev))
+        return sr
