@@ -20,6 +20,8 @@ def get_config(preset: str = "full"):
     config.model.bidirectional = False
     config.model.align = True
     config.model.flow_levels = 3
+    config.model.flow_features = (32, 64, 32, 16)
+    config.model.flow_kernel_size = 7
     config.model.dtype = "float32"
 
     config.data.name = "sample"
@@ -40,6 +42,8 @@ def get_config(preset: str = "full"):
         config.model.features = 32
         config.model.extract_blocks = 1
         config.model.recon_blocks = 2
+        config.model.flow_features = (16, 32, 16, 8)
+        config.model.flow_kernel_size = 5
         config.data.patch_size = 32
         config.batch_size = 4
         config.learning_rate = 1e-3

@@ -2,12 +2,14 @@
 
 ×4 single frames from the bundled sample clips; MSE, Adam. `--config.model.upsampler=learned`
 runs the three layers at LR resolution with a pixel-shuffle upscale instead (s² cheaper).
+
+Presets: `configs/srcnn.py` (full) and `configs/srcnn.py:quick` (300 steps, a few CPU minutes).
 """
 
 from vsr_jax import config_lib
 
 
-def get_config():
+def get_config(preset: str = "full"):
     config = config_lib.base_config()
     config.model.name = "srcnn"
     config.model.features = (64, 32)
@@ -26,4 +28,10 @@ def get_config():
     config.total_steps = 20_000
     config.checkpoint_every = 1000
     config.eval_every = 1000
+    if preset == "quick":  # a few minutes on a laptop CPU
+        config.total_steps = 300
+        config.checkpoint_every = 100
+        config.eval_every = 100_000
+    elif preset != "full":
+        raise ValueError(f"configs/srcnn.py: unknown preset {preset!r}; use 'full' or 'quick'")
     return config

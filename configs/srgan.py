@@ -3,12 +3,14 @@
 ×4 single frames from the bundled sample clips, trained on pixel loss here (the PSNR-
 oriented SRResNet, which is also the SRGAN warm start); the perceptual and adversarial
 terms of SRGAN are added by the GAN recipe. Adam 2e-4 with cosine decay, L1 (BasicSR).
+
+Presets: `configs/srgan.py` (full) and `configs/srgan.py:quick` (32 wide, 4 blocks, 300 steps).
 """
 
 from vsr_jax import config_lib
 
 
-def get_config():
+def get_config(preset: str = "full"):
     config = config_lib.base_config()
     config.model.name = "srresnet"
     config.model.features = 64
@@ -27,4 +29,13 @@ def get_config():
     config.total_steps = 1_000_000
     config.checkpoint_every = 5000
     config.eval_every = 5000
+    if preset == "quick":  # a few minutes on a laptop CPU
+        config.model.features = 32
+        config.model.num_blocks = 4
+        config.learning_rate = 1e-3
+        config.total_steps = 300
+        config.checkpoint_every = 100
+        config.eval_every = 100_000
+    elif preset != "full":
+        raise ValueError(f"configs/srgan.py: unknown preset {preset!r}; use 'full' or 'quick'")
     return config

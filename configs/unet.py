@@ -2,12 +2,14 @@
 
 Single frames (T = 1) from the bundled sample clips by default. The quick-start preset in
 the README shortens it with `--config.total_steps=...`.
+
+Presets: `configs/unet.py` (full) and `configs/unet.py:quick` (400 steps, the quick start).
 """
 
 from vsr_jax import config_lib
 
 
-def get_config():
+def get_config(preset: str = "full"):
     config = config_lib.base_config()
     config.model.name = "unet"
     config.model.features = (32, 64, 128)
@@ -25,4 +27,8 @@ def get_config():
     config.checkpoint_every = 500
     config.log_every = 50
     config.eval_every = 500
+    if preset == "quick":  # the README's quick start: ~8 minutes on a 2-core CPU
+        config.total_steps = 400
+    elif preset != "full":
+        raise ValueError(f"configs/unet.py: unknown preset {preset!r}; use 'full' or 'quick'")
     return config

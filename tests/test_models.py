@@ -1,5 +1,8 @@
 """Model registry and the SR-U-Net module."""
 
+import json
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,3 +54,49 @@ def test_pixel_shuffle_matches_pytorch_channel_order():
         for i in range(2):
             for j in range(2):
                 np.testing.assert_array_equal(y[0, i::2, j::2, c], x[0, :, :, c * 4 + i * 2 + j])
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_matmul_conv_equals_flax_conv(k):
+    x = jax.random.normal(jax.random.key(0), (2, 7, 9, 5))
+    ref = nn.Conv(6, (k, k))
+    params = ref.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    expected = ref.apply(params, x)
+    for impl in ("conv", "matmul", "auto"):
+        ours = layers.Conv(6, k, impl=impl)
+        assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+        np.testing.assert_allclose(ours.apply(params, x), expected, atol=2e-5, err_msg=impl)
+    with pytest.raises(ValueError, match="conv_impl"):
+        layers.Conv(6, k, impl="fft").init(jax.random.key(1), x)
+
+
+def test_pixel_shuffle_upsampler_stages():
+    assert layers.upsample_factors(4) == [2, 2] and layers.upsample_factors(3) == [3]
+    assert layers.upsample_factors(8) == [2, 2, 2]
+    with pytest.raises(ValueError, match="scale 6 is not supported"):
+        layers.upsample_factors(6)
+    up = layers.PixelShuffleUpsampler(4, 8)
+    x = jnp.ones((1, 5, 6, 3))
+    params = up.init(jax.random.key(0), x)["params"]
+    assert [params[f"Conv_{i}"]["kernel"].shape for i in range(2)] == [(3, 3, 3, 32), (3, 3, 8, 32)]
+    assert up.apply({"params": params}, x).shape == (1, 20, 24, 8)
+
+
+def test_list_models_prints_params_and_flops(capsys):
+    from vsr_jax.models import __main__ as listing
+    from vsr_jax.models import stats
+
+    assert listing.main(["--list", "--json", "--height=16", "--width=16", "--frames=3"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(models.available())
+    assert rows["srresnet"]["params"] == 1_517_571  # BasicSR's MSRResNet x4 count
+    assert rows["srcnn"]["params"] == 20_099
+    # SRCNN's convs run at HR (64x64 here): 2 FLOPs per multiply-add of its three layers;
+    # XLA skips the taps that fall on the zero padding (-5.4 % for the 9x9 conv at 64x64)
+    macs = 64 * 64 * (9 * 9 * 3 * 64 + 64 * 32 + 5 * 5 * 32 * 3)
+    assert 0.93 * 2 * macs <= rows["srcnn"]["gflops_per_frame"] * 1e9 < 2 * macs * 1.02
+    # a recurrent model's FLOPs are counted over its unrolled time loop, per frame
+    model = models.create_model("convlstm_vsr", 4, {"features": 8, "flow_features": (4, 4, 4, 4)})
+    per_frame = [stats.flops_per_frame(model, (1, t, 16, 16, 3)) for t in (2, 6)]
+    assert abs(per_frame[1] - per_frame[0]) < 0.2 * per_frame[0]

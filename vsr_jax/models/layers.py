@@ -61,23 +61,70 @@ def pad_to_multiple(x, multiple: int):
     return x, (h, w)
 
 
+CONV_IMPLS = ("conv", "matmul", "auto")
+
+
+def resolve_conv_impl(impl: str) -> str:
+    """'auto' -> 'matmul' on the CPU backend, else 'conv' (see `Conv`)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "conv"
+    return impl
+
+
+class Conv(nn.Module):
+    """A stride-1 'SAME' k×k convolution with `nn.Conv`'s parameters (kernel (k,k,Cin,F), bias).
+
+    `impl="conv"` is exactly `nn.Conv`. `impl="matmul"` computes the same function as an
+    im2col matrix product: XLA:CPU computes a convolution's weight gradient inside a while
+    loop (the backward pass of `nn.scan`) ~17× slower than outside one, while a matmul's is
+    fast, so the recurrent models use it for the convolutions inside their time loop on CPU
+    (`"auto"`). (N, h, w, Cin) -> (N, h, w, F).
+    """
+
+    features: int
+    kernel_size: int = 3
+    kernel_init: Callable = nn.linear.default_kernel_init
+    bias_init: Callable = nn.initializers.zeros
+    impl: str = "conv"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        k, cin = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+        if resolve_conv_impl(self.impl) == "conv":
+            y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        else:
+            h, w = x.shape[-3], x.shape[-2]
+            lo = (k - 1) // 2
+            xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+            cols = jnp.concatenate([xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)], axis=-1)
+            y = cols @ kernel.reshape(k * k * cin, self.features)
+        return y + bias
+
+
 class ResidualBlock(nn.Module):
     """conv3×3 → ReLU → conv3×3, added to the input (EDSR/BasicVSR's ResidualBlockNoBN).
 
     `res_scale` multiplies the residual branch; with `zero_init` the second conv starts at
-    zero so a fresh block is the identity. (N, h, w, C) -> (N, h, w, C).
+    zero so a fresh block is the identity. `conv_impl`: see `Conv`. (N, h, w, C) -> same.
     """
 
     features: int
     res_scale: float = 1.0
     zero_init: bool = False
+    conv_impl: str = "conv"
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         last_init = nn.initializers.zeros if self.zero_init else nn.linear.default_kernel_init
-        y = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(x))
-        y = nn.Conv(self.features, (3, 3), kernel_init=last_init, dtype=self.dtype)(y)
+        y = nn.relu(Conv(self.features, 3, impl=self.conv_impl, dtype=self.dtype, name="Conv_0")(x))
+        y = Conv(self.features, 3, kernel_init=last_init, impl=self.conv_impl, dtype=self.dtype, name="Conv_1")(y)
         return x + self.res_scale * y
 
 
@@ -96,11 +143,12 @@ class PixelShuffleUpsampler(nn.Module):
 
     scale: int
     features: int
+    conv_impl: str = "conv"
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        for r in upsample_factors(self.scale):
-            x = nn.Conv(self.features * r * r, (3, 3), dtype=self.dtype)(x)
+        for i, r in enumerate(upsample_factors(self.scale)):
+            x = Conv(self.features * r * r, 3, impl=self.conv_impl, dtype=self.dtype, name=f"Conv_{i}")(x)
             x = nn.leaky_relu(pixel_shuffle(x, r), 0.1)
         return x

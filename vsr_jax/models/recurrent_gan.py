@@ -42,12 +42,13 @@ class _FrameStep(nn.Module):
         lr, flow = inputs
         warped = warp_lib.warp(prev_sr, warp_lib.flow_to_hr(flow, self.scale), padding_mode="border")
         x = jnp.concatenate([lr, warp_lib.space_to_depth(warped, self.scale)], axis=-1).astype(self.dtype)
-        x = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype, name="head")(x))
+        impl, f = "auto", self.features  # matmul convs on CPU: see layers.Conv
+        x = nn.relu(layers.Conv(f, 3, impl=impl, dtype=self.dtype, name="head")(x))
         for i in range(self.num_blocks):
-            x = layers.ResidualBlock(self.features, dtype=self.dtype, name=f"block_{i}")(x)
-        x = layers.PixelShuffleUpsampler(self.scale, self.features, dtype=self.dtype, name="upsample")(x)
+            x = layers.ResidualBlock(f, zero_init=True, conv_impl=impl, dtype=self.dtype, name=f"block_{i}")(x)
+        x = layers.PixelShuffleUpsampler(self.scale, f, conv_impl=impl, dtype=self.dtype, name="upsample")(x)
         zeros = nn.initializers.zeros
-        x = nn.Conv(3, (3, 3), kernel_init=zeros, dtype=self.dtype, name="output_conv")(x)
+        x = layers.Conv(3, 3, kernel_init=zeros, impl=impl, dtype=self.dtype, name="output_conv")(x)
         sr = x.astype(jnp.float32) + layers.upsample_bicubic(lr, self.scale)
         return sr, sr
 

@@ -1,0 +1,158 @@
+"""Regenerates the README tables "Models" and "Every model after a short CPU run".
+
+1. Sizes: parameters and forward GFLOPs per output frame (XLA cost analysis, ×4, LR
+   180×320 -> 720×1280) of every registered model at its default (published) size, with
+   BasicVSR's published parameter count for reference.
+2. Short runs: trains each recipe's `:quick` preset at ×4 on the bundled sample clips in
+   WORKDIR/<entry>, evaluates on the held-out shots (Y-PSNR/Y-SSIM, crop 4, the bicubic
+   baseline under the same protocol), and tabulates them with the trained network's size.
+   An entry whose WORKDIR/<entry>/eval/metrics.json exists is read, not retrained, so an
+   interrupted run continues where it stopped.
+
+Tables are printed and written to WORKDIR/tables.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# entry -> (config file, preset, overrides); every entry trains at ×4.
+ENTRIES = {
+    "srcnn": ("srcnn.py", "quick", {}),
+    "unet": ("unet.py", "quick", {"data.patch_size": 32, "total_steps": 300}),
+    "runet": ("runet.py", "quick", {}),
+    "srresnet": ("srgan.py", "quick", {}),
+    "convlstm_vsr": ("convlstm.py", "quick", {}),
+    "convlstm_vsr (bidirectional)": ("convlstm.py", "quick", {"model.bidirectional": True}),
+}
+BASICVSR = ("BasicVSR (Chan et al., 2021; published)", 6_300_000)
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory for the runs.", required=True)
+_ONLY = flags.DEFINE_list("only", [], f"Train only these entries (default all): {', '.join(ENTRIES)}.")
+_STEPS = flags.DEFINE_integer("steps", 0, "Override every entry's training steps (0: the preset's).")
+
+
+def load_config(filename: str, preset: str, overrides: dict):
+    spec = importlib.util.spec_from_file_location(f"config_{filename[:-3]}", os.path.join(ROOT, "configs", filename))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(preset)
+    config.data.scale = 4
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    if _STEPS.value:
+        config.total_steps = _STEPS.value
+    return config
+
+
+def size_table() -> str:
+    from vsr_jax import models
+    from vsr_jax.models import stats
+
+    rows = [
+        "| model | params | GFLOPs / frame (×4, 180×320 → 720×1280) |",
+        "|---|---:|---:|",
+    ]
+    for name in models.available():
+        model = models.create_model(name, 4)
+        params = stats.count_params(model)
+        gflops = stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9
+        rows.append(f"| `{name}` | {params / 1e6:.2f} M | {gflops:.0f} |")
+    rows.append(f"| {BASICVSR[0]} | {BASICVSR[1] / 1e6:.1f} M | |")
+    return "\n".join(rows)
+
+
+def train_entry(name: str, workdir: str) -> dict:
+    from vsr_jax import config_lib, models, train
+    from vsr_jax.models import stats
+
+    filename, preset, overrides = ENTRIES[name]
+    config = load_config(filename, preset, overrides)
+    metrics_path = os.path.join(workdir, "eval", "metrics.json")
+    minutes = None
+    if not os.path.exists(metrics_path):
+        t0 = time.time()
+        train.train_and_evaluate(config, workdir)
+        minutes = (time.time() - t0) / 60
+        with open(os.path.join(workdir, "eval", "minutes.txt"), "w") as f:
+            f.write(f"{minutes:.2f}\n")
+    with open(metrics_path) as f:
+        result = json.load(f)
+    if minutes is None and os.path.exists(os.path.join(workdir, "eval", "minutes.txt")):
+        with open(os.path.join(workdir, "eval", "minutes.txt")) as f:
+            minutes = float(f.read())
+    model = models.create_model(config.model.name, 4, config_lib.model_kwargs(config))
+    t = int(config.data.num_frames)
+    return {
+        "entry": name,
+        "config": f"configs/{filename}:{preset}",
+        "steps": int(config.total_steps),
+        "params": stats.count_params(model, (1, t, 32, 32, 3)),
+        "gflops": stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9,
+        "minutes": minutes,
+        **{k: result[k] for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "num_frames")},
+    }
+
+
+def results_table(rows: list[dict]) -> str:
+    import jax
+
+    lines = [
+        "| model | config | params | GFLOPs/frame | steps | minutes | Y-PSNR | Y-SSIM | Δ PSNR vs bicubic |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        minutes = f"{r['minutes']:.1f}" if r["minutes"] is not None else "–"
+        lines.append(
+            f"| `{r['entry']}` | `{r['config']}` | {r['params'] / 1e6:.3f} M | {r['gflops']:.0f} | {r['steps']} | "
+            f"{minutes} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['psnr_y'] - r['bicubic_psnr_y']:+.2f} dB |"
+        )
+    if rows:
+        r = rows[0]
+        lines.append(f"| bicubic | | | | | | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} | |")
+    device = f"{jax.device_count()}× {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})"
+    lines.append("")
+    lines.append(
+        f"×4 on the bundled held-out shots ({rows[0]['num_frames'] if rows else 0} frames), Y channel (BT.601), "
+        f"crop 4; minutes are wall clock including start-up and evaluation on {device}, "
+        f"{datetime.date.today().isoformat()}."
+    )
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    unknown = sorted(set(_ONLY.value) - set(ENTRIES))
+    if unknown:
+        raise app.UsageError(f"unknown entries {unknown}; choose from {list(ENTRIES)}")
+    os.makedirs(_WORKDIR.value, exist_ok=True)
+    sizes = size_table()
+    print(sizes, flush=True)
+    rows = []
+    for name in _ONLY.value or ENTRIES:
+        workdir = os.path.join(_WORKDIR.value, name.replace(" ", "_").replace("(", "").replace(")", ""))
+        rows.append(train_entry(name, workdir))
+        print(results_table(rows), flush=True)
+    text = "### Models\n\n" + sizes + "\n\n### Every model after a short CPU run\n\n" + results_table(rows) + "\n"
+    with open(os.path.join(_WORKDIR.value, "tables.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    app.run(main)
