@@ -25,11 +25,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE = pathlib.Path(os.environ.get("VSR_JAX_REFERENCE", ROOT.parent / "shared" / "reference"))
 
 
-def load_config(name: str = "unet"):
+def load_config(name: str = "unet", preset: str | None = None):
+    """configs/<name>.py's get_config(), or get_config(preset) (as `--config=configs/<name>.py:<preset>`)."""
     spec = importlib.util.spec_from_file_location(f"config_{name}", ROOT / "configs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config() if preset is None else module.get_config(preset)
 
 
 def tiny_unet_config(**overrides):
