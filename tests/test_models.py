@@ -100,3 +100,16 @@ def test_list_models_prints_params_and_flops(capsys):
     model = models.create_model("convlstm_vsr", 4, {"features": 8, "flow_features": (4, 4, 4, 4)})
     per_frame = [stats.flops_per_frame(model, (1, t, 16, 16, 3)) for t in (2, 6)]
     assert abs(per_frame[1] - per_frame[0]) < 0.2 * per_frame[0]
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_every_model_computes_in_bfloat16_with_float32_params_and_output(name):
+    model = models.create_model(name, 4, {"dtype": "bfloat16"})
+    lr = jax.ShapeDtypeStruct((1, 2, 16, 16, 3), jnp.float32)
+    variables, out = jax.eval_shape(lambda x: (v := model.init(jax.random.key(0), x), model.apply(v, x)), lr)
+    assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    assert out.dtype == jnp.float32 and out.shape == (1, 2, 64, 64, 3)
+    lowered = jax.jit(model.apply).lower(variables, lr).as_text()
+    assert "bf16" in lowered  # the convolutions really run in bfloat16
+    with pytest.raises(ValueError, match="model.dtype must be one of"):
+        models.create_model(name, 4, {"dtype": "int8"})
