@@ -83,6 +83,8 @@ def abstract_like(tree: Any) -> Any:
 def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
     """(config dict, params, step) of a run's checkpoint, for evaluation or inference.
 
+    The params are the EMA of the generator's when the run kept one (`ema_decay` > 0).
+
     Raises CheckpointError with what to do when `workdir` holds no checkpoint.
     """
     directory = checkpoint_dir(workdir)
@@ -101,4 +103,6 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
         )
     finally:
         manager.close()
-    return dict(restored["config"]), restored["state"]["params"], step
+    state = restored["state"]
+    params = state.get("ema") or state["params"]  # the generator's EMA when the run kept one
+    return dict(restored["config"]), params, step

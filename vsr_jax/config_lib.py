@@ -55,6 +55,26 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.pixel = "mse"  # mse | l1 | charbonnier
     c.loss.pixel_weight = 1.0
     c.loss.charbonnier_eps = 1e-3
+    # perceptual loss on VGG features (SRGAN/ESRGAN); needs loss.vgg_weights (see README)
+    c.loss.perceptual_weight = 0.0  # 0 = off
+    c.loss.vgg_weights = ""  # Keras *_notop.h5, torchvision .pth or our .npz (vsr_jax.tools.convert_vgg)
+    c.loss.vgg_depth = 19  # 16 | 19
+    c.loss.perceptual_layers = "conv5_4"  # comma-separated VGG layers (conv* before ReLU, relu* after)
+    c.loss.perceptual_layer_weights = "1.0"  # comma-separated, one per layer
+    c.loss.perceptual_criterion = "l1"  # l1 | mse | charbonnier
+    c.loss.allow_random_vgg = False  # tests and smoke runs only: random VGG weights, with a warning
+    c.loss.pingpong_weight = 0.0  # TecoGAN ping-pong loss (recurrent video models); 0 = off
+
+    c.ema_decay = 0.0  # EMA of the generator's params, used for evaluation; 0 = off
+
+    c.gan = ml_collections.ConfigDict()
+    c.gan.loss = ""  # "" = no discriminator | vanilla | lsgan | hinge | ragan
+    c.gan.weight = 5e-3  # weight of the generator's adversarial term
+    c.gan.discriminator = "vgg"  # vgg | patch | spatio_temporal
+    c.gan.learning_rate = 1e-4  # the discriminator's (same schedule shape as the generator's)
+    c.gan.d_steps = 1  # discriminator updates per generator update
+    c.gan.pretrain_steps = 0  # pixel/perceptual-only steps before the adversarial phase starts
+    c.gan.r1_gamma = 0.0  # R1 gradient penalty weight γ (penalty γ/2 · E‖∇D(real)‖²); 0 = off
 
     c.eval = ml_collections.ConfigDict()
     c.eval.crop_border = -1  # pixels cut from each edge before PSNR/SSIM; -1 = data.scale

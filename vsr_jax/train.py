@@ -31,11 +31,19 @@ from vsr_jax.errors import ConfigError, UserError
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a step changes. `step` counts finished optimizer steps."""
+    """Everything a step changes. `step` counts finished optimizer steps.
+
+    `ema` is the exponential moving average of the generator's params (`ema_decay` > 0;
+    evaluation and inference use it); `d_params`/`d_opt_state` are the discriminator's
+    (`gan.loss` set). Unused entries are None.
+    """
 
     step: jax.Array
     params: Any
     opt_state: Any
+    ema: Any = None
+    d_params: Any = None
+    d_opt_state: Any = None
 
 
 # ---------------------------------------------------------------------------- config
@@ -71,6 +79,22 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; use 'constant' or 'cosine'")
     if config.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
+    if config.gan.loss and config.gan.loss not in losses.GAN_LOSSES:
+        raise ConfigError(f"unknown gan.loss {config.gan.loss!r}; available: '' (off), {', '.join(losses.GAN_LOSSES)}")
+    if config.gan.loss:
+        from vsr_jax.models import discriminators
+
+        if config.gan.discriminator not in discriminators.DISCRIMINATORS:
+            names = ", ".join(sorted(discriminators.DISCRIMINATORS))
+            raise ConfigError(f"unknown gan.discriminator {config.gan.discriminator!r}; available: {names}")
+        if config.gan.discriminator == "spatio_temporal" and config.data.num_frames < 3:
+            raise ConfigError("gan.discriminator=spatio_temporal needs data.num_frames >= 3 (it sees frame triplets)")
+        if int(config.gan.d_steps) < 1:
+            raise ConfigError(f"gan.d_steps must be >= 1, got {config.gan.d_steps}")
+    if not 0.0 <= float(config.ema_decay) < 1.0:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.loss.pingpong_weight > 0 and config.data.num_frames < 2:
+        raise ConfigError("loss.pingpong_weight needs clips: set data.num_frames >= 2")
     n = jax.device_count()
     if config.batch_size % n:
         raise ConfigError(f"batch_size {config.batch_size} must be a multiple of the {n} devices")
@@ -79,8 +103,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 # ------------------------------------------------------------------ state and step
 
 
-def make_schedule(config) -> optax.Schedule:
-    lr, warm, total = float(config.learning_rate), int(config.warmup_steps), int(config.total_steps)
+def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:
+    lr = float(config.learning_rate if learning_rate is None else learning_rate)
+    warm, total = int(config.warmup_steps), int(config.total_steps)
     if config.lr_schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(0.0, lr, warm, max(total, warm + 1))
     if warm:
@@ -88,8 +113,9 @@ def make_schedule(config) -> optax.Schedule:
     return optax.constant_schedule(lr)
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-    schedule = make_schedule(config)
+def make_optimizer(config, learning_rate: float | None = None) -> optax.GradientTransformation:
+    """Adam/AdamW on the configured schedule (peak `learning_rate`, default the generator's)."""
+    schedule = make_schedule(config, learning_rate)
     if config.optimizer == "adamw":
         opt = optax.adamw(schedule, b1=config.adam_b1, b2=config.adam_b2, weight_decay=config.weight_decay)
     else:
@@ -103,54 +129,204 @@ def build_model(config):
     return models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
 
 
-def create_train_state(config, model, tx, mesh) -> TrainState:
-    """Initialises parameters and optimizer state, replicated over `mesh`."""
+def create_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> TrainState:
+    """Initialises parameters and optimizer states (G, EMA, D), replicated over `mesh`."""
     d = config.data
     dummy = jnp.zeros((1, d.num_frames, d.patch_size, d.patch_size, 3), jnp.float32)
+    hr = d.patch_size * d.scale
+    dummy_hr = jnp.zeros((1, d.num_frames, hr, hr, 3), jnp.float32)
 
     def init(rng):
-        params = model.init(rng, dummy, train=False)["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        g_rng, d_rng = jax.random.split(rng)
+        params = model.init(g_rng, dummy, train=False)["params"]
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        if float(config.ema_decay) > 0:
+            state = state.replace(ema=params)
+        if critic is not None:
+            d_params = critic.init(d_rng, dummy_hr, dummy)
+            state = state.replace(d_params=d_params, d_opt_state=d_tx.init(d_params))
+        return state
 
     with jax.threefry_partitionable(False):  # compiles in ~2 s instead of 5-20 s on CPU (models.init_variables)
         return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
 
 
-def make_train_step(model, tx, config):
-    """The one train step of every model family: (state, batch) -> (state, metrics).
+def build_perceptual(config):
+    """(perceptual(frozen, sr, hr) -> scalar, VGG params) for `loss.perceptual_weight` > 0,
+    else (None, None). Raises UserError naming the file to get when the weights are missing."""
+    lc = config.loss
+    if float(lc.perceptual_weight) <= 0:
+        return None, None
+    from vsr_jax import vgg_weights
+    from vsr_jax.models.vgg import VGG_WIDTHS, VGGFeatures
 
-    `batch` is {"lr": (B,T,h,w,3), "hr": (B,T,H,W,3)}. The generator objective is the sum
-    of the configured weighted terms (pixel now; perceptual/adversarial terms join here).
+    names = [x.strip() for x in str(lc.perceptual_layers).split(",") if x.strip()]
+    layer_weights = [float(x) for x in str(lc.perceptual_layer_weights).split(",") if x.strip()]
+    if len(names) != len(layer_weights):
+        raise ConfigError(
+            f"loss.perceptual_layers has {len(names)} layers but loss.perceptual_layer_weights has "
+            f"{len(layer_weights)} weights; give one weight per layer"
+        )
+    depth = int(lc.vgg_depth)
+    if lc.vgg_weights:
+        path = os.path.expanduser(lc.vgg_weights)  # published widths: a narrower file is an error
+        params, input_mode = vgg_weights.load_vgg_params(path, depth, VGG_WIDTHS)
+    elif lc.allow_random_vgg:
+        logging.warning("perceptual loss on a RANDOM VGG%d (loss.allow_random_vgg=True): only for tests", depth)
+        params, input_mode = vgg_weights.random_vgg_params(depth, jax.random.key(0)), "torch"
+    else:
+        raise ConfigError(
+            f"loss.perceptual_weight > 0 needs VGG{depth} weights: --config.loss.vgg_weights=FILE with "
+            f"vgg{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras) or a torchvision .pth "
+            "(see README: VGG weights)"
+        )
+    module = VGGFeatures(depth=depth, layers=tuple(names), input_mode=input_mode, dtype=config.model.dtype)
+    weights = dict(zip(names, layer_weights, strict=True))
+    criterion = lc.perceptual_criterion
+
+    def perceptual(frozen, sr, hr):
+        flat = lambda x: x.reshape((-1,) + x.shape[-3:])  # noqa: E731 - (N,T,H,W,3) -> (N·T,H,W,3)
+        feats = module.apply({"params": frozen}, jnp.concatenate([flat(sr), flat(hr)]))
+        half = flat(sr).shape[0]
+        f_sr = {k: v[:half] for k, v in feats.items()}
+        f_hr = {k: jax.lax.stop_gradient(v[half:]) for k, v in feats.items()}
+        return losses.feature_distance(f_sr, f_hr, weights, criterion)
+
+    return perceptual, params
+
+
+class Critic:
+    """The discriminator and how frames are fed to it: `critic(d_params, frames, lr)` -> logits.
+
+    frames (N, T, H, W, 3); lr (N, T, h, w, 3). `spatio_temporal` sees the first 3·⌊T/3⌋
+    frames as triplets, conditioned on the bicubic-upsampled LR frames (TecoGAN); the
+    others see every frame on its own.
+    """
+
+    def __init__(self, config):
+        from vsr_jax.models import discriminators, layers
+
+        self.name = config.gan.discriminator
+        self.scale = int(config.data.scale)
+        self.module = discriminators.create_discriminator(self.name, dtype=config.model.dtype)
+        self._upsample = lambda x: layers.per_frame(lambda f: layers.upsample_bicubic(f, self.scale), x)
+
+    def _inputs(self, frames, lr):
+        if self.name != "spatio_temporal":
+            return frames, None
+        t = 3 * (frames.shape[1] // 3)
+        return frames[:, :t], self._upsample(lr[:, :t])
+
+    def init(self, rng, frames, lr):
+        x, cond = self._inputs(frames, lr)
+        return self.module.init(rng, x, cond=cond)["params"]
+
+    def __call__(self, d_params, frames, lr):
+        x, cond = self._inputs(frames, lr)
+        return self.module.apply({"params": d_params}, x, cond=cond, train=True)
+
+
+def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=None, perceptual=None):
+    """The one train step of every model family: (state, batch, frozen) -> (state, metrics).
+
+    `batch` is {"lr": (B,T,h,w,3), "hr": (B,T,H,W,3)}; `frozen` holds fixed networks' params
+    (VGG for the perceptual loss) so they are arguments of the compiled step, not constants.
+    The generator minimises Σ weight · term over the configured terms: pixel, perceptual
+    (`perceptual(frozen, sr, hr)`), ping-pong (the clip is played forward then backward
+    through the model, TecoGAN) and adversarial (from step `gan.pretrain_steps` on). With a
+    `critic` the same step then makes `gan.d_steps` discriminator updates on the generator's
+    output (the discriminator is not trained during the pretrain phase). EMA of the
+    generator's params is updated every step when `ema_decay` > 0.
     """
     pixel = losses.pixel_loss(config.loss)
-    pixel_weight = float(config.loss.pixel_weight)
+    weights = {
+        "pixel": float(config.loss.pixel_weight),
+        "perceptual": float(config.loss.perceptual_weight),
+        "pingpong": float(config.loss.pingpong_weight),
+        "adversarial": float(config.gan.weight),
+    }
     schedule = make_schedule(config)
+    ema_decay = float(config.ema_decay)
+    gan_kind = config.gan.loss
+    pretrain_steps = int(config.gan.pretrain_steps)
+    d_steps = int(config.gan.d_steps)
+    r1_gamma = float(config.gan.r1_gamma)
 
-    def step(state: TrainState, batch):
+    def step(state: TrainState, batch, frozen=None):
+        lr, hr = batch["lr"], batch["hr"]
+        adversarial_on = state.step >= pretrain_steps
+
         def objective(params):
-            sr = model.apply({"params": params}, batch["lr"], train=True)
-            terms = {"pixel": pixel(sr, batch["hr"])}
-            total = pixel_weight * terms["pixel"]
+            terms = {}
+            if weights["pingpong"] > 0:
+                out = model.apply({"params": params}, losses.pingpong_sequence(lr), train=True)
+                sr = out[:, : lr.shape[1]]
+                terms["pingpong"] = losses.pingpong_loss(out)
+            else:
+                sr = model.apply({"params": params}, lr, train=True)
+            terms["pixel"] = pixel(sr, hr)
+            if perceptual is not None and weights["perceptual"] > 0:
+                terms["perceptual"] = perceptual(frozen, sr, hr)
+            scale = {k: jnp.asarray(w, jnp.float32) for k, w in weights.items()}
+            if critic is not None:
+                real = jax.lax.stop_gradient(critic(state.d_params, hr, lr))
+                terms["adversarial"] = losses.g_loss(gan_kind, real, critic(state.d_params, sr, lr))
+                scale["adversarial"] = jnp.where(adversarial_on, scale["adversarial"], 0.0)
+            total = sum(scale[k] * v for k, v in terms.items())
             return total, (terms, sr)
 
         (loss, (terms, sr)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        if state.ema is not None:
+            new = new.replace(ema=jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params))
         out = {
             "loss": loss,
             **{f"loss_{k}": v for k, v in terms.items()},
-            "psnr_rgb": jnp.mean(metrics.psnr(jnp.clip(sr, 0, 1), batch["hr"], y_channel=False)),
+            "psnr_rgb": jnp.mean(metrics.psnr(jnp.clip(sr, 0, 1), hr, y_channel=False)),
             "grad_norm": optax.global_norm(grads),
             "learning_rate": schedule(state.step),
         }
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), out
+        if critic is not None:
+            fake = jax.lax.stop_gradient(sr)
+
+            def d_objective(d_params):
+                real_logits, fake_logits = critic(d_params, hr, lr), critic(d_params, fake, lr)
+                total = losses.d_loss(gan_kind, real_logits, fake_logits)
+                if r1_gamma > 0:
+                    total = total + 0.5 * r1_gamma * losses.r1_penalty(lambda x: critic(d_params, x, lr), hr)
+                return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
+
+            def train_d(carry):
+                d_params, d_opt_state = carry
+                for _ in range(d_steps):
+                    (d_loss, (d_real, d_fake)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
+                    d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
+                    d_params = optax.apply_updates(d_params, d_updates)
+                return d_params, d_opt_state, (d_loss, d_real, d_fake)
+
+            def keep_d(carry):
+                d_loss, (d_real, d_fake) = d_objective(carry[0])  # still reported while frozen
+                return carry[0], carry[1], (d_loss, d_real, d_fake)
+
+            d_params, d_opt_state, (d_loss, d_real, d_fake) = jax.lax.cond(
+                adversarial_on, train_d, keep_d, (state.d_params, state.d_opt_state)
+            )
+            new = new.replace(d_params=d_params, d_opt_state=d_opt_state)
+            out.update(loss_d=d_loss, d_real_logit=d_real, d_fake_logit=d_fake)
+        return new, out
 
     return step
 
 
-def jit_train_step(step_fn, mesh):
+def jit_train_step(step_fn, mesh, frozen=None):
+    """Compiles `step_fn` over `mesh` (state replicated and donated, batch split) and binds
+    the fixed networks' params `frozen`: returns (state, batch) -> (state, metrics)."""
     rep, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    return jax.jit(step_fn, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
+    jitted = jax.jit(step_fn, in_shardings=(rep, data, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+    frozen = jax.device_put(frozen, rep) if frozen is not None else None
+    return lambda state, batch: jitted(state, batch, frozen)
 
 
 # -------------------------------------------------------------------------- the loop
@@ -226,6 +402,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train_source = pipeline.make_source(config.data, "train")
     pipeline.ExampleMaker(train_source, config.data, config.seed)  # raises if the split has no windows
     eval_pairs = pipeline.load_clip_pairs(config.data, "test", int(config.eval.max_clips))
+    perceptual, frozen = build_perceptual(config)  # a missing VGG file fails before anything is written
     workdir = os.path.abspath(workdir)
     _check_workdir(workdir)
     is_chief = jax.process_index() == 0
@@ -233,7 +410,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = sharding.make_mesh()
     model = build_model(config)
     tx = make_optimizer(config)
-    state = create_train_state(config, model, tx, mesh)
+    critic = Critic(config) if config.gan.loss else None
+    d_tx = make_optimizer(config, learning_rate=config.gan.learning_rate) if critic else None
+    state = create_train_state(config, model, tx, mesh, critic, d_tx)
     num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
 
     ckpt = checkpointing.Checkpointer(workdir, save_every=config.checkpoint_every, keep=config.keep_checkpoints)
@@ -259,7 +438,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         writer.write_hparams(config_lib.flatten(config_dict))
     metadata = {"model": config.model.name, "scale": int(config.data.scale), "num_params": num_params}
 
-    train_step = jit_train_step(make_train_step(model, tx, config), mesh)
+    step_fn = make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
+    train_step = jit_train_step(step_fn, mesh, frozen)
     total = int(config.total_steps)
     preempt = _Preemption()
     step = start_step
@@ -325,7 +505,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _predictor(model, state, config):
     return evaluate.make_predictor(
         model,
-        _local_copy(state.params),
+        _local_copy(state.ema if state.ema is not None else state.params),
         num_frames=int(config.data.num_frames),
         batch_frames=int(config.eval.batch_frames),
     )

@@ -1,0 +1,131 @@
+"""The GAN step: G and D updated in one jitted step, EMA, pretrain -> adversarial switch."""
+
+import jax
+import numpy as np
+import pytest
+
+from tests.conftest import load_config
+from vsr_jax import sharding, train
+from vsr_jax.data import pipeline
+
+
+def tiny_gan_config(**overrides):
+    config = load_config("srgan", "quick")
+    config.model.features = 8
+    config.model.num_blocks = 1
+    config.data.patch_size = 8  # HR 32x32
+    config.batch_size = 4
+    config.gan.loss = "vanilla"
+    config.gan.discriminator = "patch"
+    config.gan.pretrain_steps = 2
+    config.gan.weight = 0.1
+    config.ema_decay = 0.9
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return config
+
+
+def _setup(config):
+    mesh = sharding.make_mesh()
+    model, tx = train.build_model(config), train.make_optimizer(config)
+    critic = train.Critic(config)
+    d_tx = train.make_optimizer(config, learning_rate=config.gan.learning_rate)
+    state = train.create_train_state(config, model, tx, mesh, critic, d_tx)
+    step = train.jit_train_step(train.make_train_step(model, tx, config, critic=critic, d_tx=d_tx), mesh)
+    batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
+    return state, step, batch
+
+
+def _copy(tree):
+    return jax.tree.map(lambda a: np.array(a), tree)
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+@pytest.mark.parametrize("kind, disc", [("vanilla", "patch"), ("ragan", "vgg")])
+def test_gan_step_updates_g_and_d_and_switches_after_pretraining(kind, disc):
+    config = tiny_gan_config(**{"gan.loss": kind, "gan.discriminator": disc})
+    state, step, batch = _setup(config)
+    d0, g0 = _copy(state.d_params), _copy(state.params)
+    history = []
+    for _ in range(4):
+        state, m = step(state, batch)
+        history.append((_copy(state.params), _copy(state.d_params), _copy(state.ema), jax.device_get(m)))
+    # pretrain phase (steps 0, 1): G learns, D is frozen but reported
+    assert not _same(history[0][0], g0)
+    assert _same(history[0][1], d0) and _same(history[1][1], d0)
+    assert np.isfinite(history[0][3]["loss_d"]) and "loss_adversarial" in history[0][3]
+    # the adversarial term is not part of the pretrain loss ...
+    m = history[0][3]
+    assert m["loss"] == pytest.approx(m["loss_pixel"], rel=1e-6)
+    # ... and is from step 2 on, when D starts learning
+    m = history[2][3]
+    assert m["loss"] == pytest.approx(m["loss_pixel"] + 0.1 * m["loss_adversarial"], rel=1e-5)
+    assert not _same(history[2][1], d0) and not _same(history[3][1], history[2][1])
+    # EMA follows the raw params but is not them
+    assert not _same(history[3][2], history[3][0])
+    ema_leaf, raw_leaf, g0_leaf = (jax.tree.leaves(t)[0] for t in (history[3][2], history[3][0], g0))
+    assert np.abs(ema_leaf - raw_leaf).max() < np.abs(g0_leaf - raw_leaf).max() + 1e-12
+
+
+def test_gan_run_checkpoints_every_part_and_resumes(tmp_path):
+    from vsr_jax import checkpointing
+
+    config = tiny_gan_config(total_steps=3, checkpoint_every=3, **{"eval.max_clips": 1, "eval.frame_stride": 25})
+    train.train_and_evaluate(config, str(tmp_path))
+    ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1)
+    saved = ckpt._manager.restore(3)["state"]  # noqa: SLF001 - inspect the raw checkpoint
+    ckpt.close()
+    for part in ("params", "opt_state", "ema", "d_params", "d_opt_state"):
+        assert jax.tree.leaves(saved[part]), part
+    _, params, step = checkpointing.load_params(str(tmp_path))
+    assert step == 3 and _same(_copy(params), _copy(saved["ema"]))  # inference uses the EMA
+    config.total_steps = 4
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["step"] == 4
+
+
+def test_gan_config_errors_are_named():
+    with pytest.raises(train.ConfigError, match="unknown gan.loss 'wgan'"):
+        train.validate_config(tiny_gan_config(**{"gan.loss": "wgan"}))
+    with pytest.raises(train.ConfigError, match="unknown gan.discriminator"):
+        train.validate_config(tiny_gan_config(**{"gan.discriminator": "unet"}))
+    with pytest.raises(train.ConfigError, match="needs data.num_frames >= 3"):
+        train.validate_config(tiny_gan_config(**{"gan.discriminator": "spatio_temporal"}))
+    with pytest.raises(train.ConfigError, match="vgg_weights"):
+        train.build_perceptual(tiny_gan_config(**{"loss.perceptual_weight": 1.0}))
+
+
+def test_perceptual_term_on_random_vgg_joins_the_objective():
+    config = tiny_gan_config(
+        **{
+            "loss.perceptual_weight": 0.5,
+            "loss.allow_random_vgg": True,
+            "loss.perceptual_layers": "relu1_2,conv2_2",
+            "loss.perceptual_layer_weights": "1.0,0.5",
+        }
+    )
+    mesh = sharding.make_mesh()
+    model, tx = train.build_model(config), train.make_optimizer(config)
+    perceptual, frozen = train.build_perceptual(config)
+    assert {"conv1_1", "conv2_2", "conv5_4"} <= set(frozen) and len(frozen) == 16  # all of VGG19
+    state = train.create_train_state(config, model, tx, mesh)
+    step = train.jit_train_step(train.make_train_step(model, tx, config, perceptual=perceptual), mesh, frozen)
+    batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
+    state, m = step(state, batch)
+    m = jax.device_get(m)
+    assert m["loss_perceptual"] > 0
+    assert m["loss"] == pytest.approx(m["loss_pixel"] + 0.5 * m["loss_perceptual"], rel=1e-5)
+    # identical SR and HR have zero perceptual distance
+    hr = batch["hr"]
+    assert float(perceptual(frozen, hr, hr)) == 0.0
+    with pytest.raises(train.ConfigError, match="one weight per layer"):
+        train.build_perceptual(
+            tiny_gan_config(**{"loss.perceptual_weight": 1.0, "loss.perceptual_layer_weights": "1,2"})
+        )
