@@ -16,8 +16,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 16  # global, over all devices and processes
     c.total_steps = 10_000
     c.learning_rate = 1e-3
-    c.lr_schedule = "constant"  # constant | cosine
-    c.warmup_steps = 0
+    c.lr_schedule = "constant"  # constant | cosine | cosine_restarts | step
+    c.warmup_steps = 0  # linear warm-up from 0 (every schedule)
+    c.lr_restart_every = 0  # cosine_restarts: period in steps (BasicSR's CosineAnnealingRestartLR); 0 = total_steps
+    c.lr_min_ratio = 0.0  # cosine*: the floor as a fraction of the peak (BasicSR eta_min)
+    c.lr_decay_steps = ""  # step: comma-separated steps where the rate is multiplied by lr_decay_factor
+    c.lr_decay_factor = 0.5
     c.optimizer = "adam"  # adam | adamw
     c.adam_b1 = 0.9
     c.adam_b2 = 0.999

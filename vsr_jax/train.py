@@ -75,8 +75,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     for field in ("batch_size", "total_steps", "checkpoint_every", "log_every", "eval_every"):
         if int(config[field]) < 1:
             raise ConfigError(f"{field} must be >= 1, got {config[field]}")
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; use 'constant' or 'cosine'")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+    try:
+        _decay_steps(config)
+    except ValueError:
+        raise ConfigError(
+            f"lr_decay_steps must be comma-separated step numbers, got {config.lr_decay_steps!r}"
+        ) from None
     if config.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
     if config.gan.loss and config.gan.loss not in losses.GAN_LOSSES:
@@ -103,14 +109,42 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 # ------------------------------------------------------------------ state and step
 
 
+LR_SCHEDULES = ("constant", "cosine", "cosine_restarts", "step")
+
+
+def _decay_steps(config) -> list[int]:
+    return sorted(int(x) for x in str(config.lr_decay_steps).split(",") if x.strip())
+
+
 def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:
+    """The learning rate at each step: linear warm-up over `warmup_steps`, then
+
+    constant; cosine (decay to `lr_min_ratio`·peak at `total_steps`); cosine_restarts
+    (cosine periods of `lr_restart_every` steps, each restarting at the peak, as BasicSR's
+    CosineAnnealingRestartLR); step (× `lr_decay_factor` at each of `lr_decay_steps`).
+    """
     lr = float(config.learning_rate if learning_rate is None else learning_rate)
     warm, total = int(config.warmup_steps), int(config.total_steps)
-    if config.lr_schedule == "cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warm, max(total, warm + 1))
-    if warm:
-        return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), optax.constant_schedule(lr)], [warm])
-    return optax.constant_schedule(lr)
+    floor = float(config.lr_min_ratio)
+    after = max(total - warm, 1)
+    kind = config.lr_schedule
+    if kind == "cosine":
+        main = optax.cosine_decay_schedule(lr, after, alpha=floor)
+    elif kind == "cosine_restarts":
+        period = int(config.lr_restart_every) or after
+        cycles = -(-after // period)
+        main = optax.join_schedules(
+            [optax.cosine_decay_schedule(lr, period, alpha=floor) for _ in range(cycles)],
+            [period * i for i in range(1, cycles)],
+        )
+    elif kind == "step":
+        factor = float(config.lr_decay_factor)
+        main = optax.piecewise_constant_schedule(lr, {max(s - warm, 0): factor for s in _decay_steps(config)})
+    else:
+        main = optax.constant_schedule(lr)
+    if not warm:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), main], [warm])
 
 
 def make_optimizer(config, learning_rate: float | None = None) -> optax.GradientTransformation:
