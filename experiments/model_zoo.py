@@ -35,11 +35,15 @@ ENTRIES = {
     "srresnet": ("srgan.py", "quick", {}),
     "convlstm_vsr": ("convlstm.py", "quick", {}),
     "convlstm_vsr (bidirectional)": ("convlstm.py", "quick", {"model.bidirectional": True}),
+    # FRVSR: the video GAN's generator trained without its discriminator (pixel + ping-pong)
+    "recurrent_gan (no D)": ("gan.py", "quick", {"gan.loss": ""}),
 }
 BASICVSR = ("BasicVSR (Chan et al., 2021; published)", 6_300_000)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory for the runs.", required=True)
-_ONLY = flags.DEFINE_list("only", [], f"Train only these entries (default all): {', '.join(ENTRIES)}.")
+_ONLY = flags.DEFINE_list(
+    "only", [], f"Train only these entries (default all; the table shows every finished one): {', '.join(ENTRIES)}."
+)
 _STEPS = flags.DEFINE_integer("steps", 0, "Override every entry's training steps (0: the preset's).")
 
 
@@ -77,7 +81,11 @@ def size_table() -> str:
     return "\n".join(rows)
 
 
-def train_entry(name: str, workdir: str) -> dict:
+def entry_dir(name: str) -> str:
+    return os.path.join(_WORKDIR.value, name.replace(" ", "_").replace("(", "").replace(")", ""))
+
+
+def train_entry(name: str, workdir: str, *, train_if_missing: bool = True) -> dict | None:
     from vsr_jax import config_lib, models, train
     from vsr_jax.models import stats
 
@@ -86,6 +94,8 @@ def train_entry(name: str, workdir: str) -> dict:
     metrics_path = os.path.join(workdir, "eval", "metrics.json")
     minutes = None
     if not os.path.exists(metrics_path):
+        if not train_if_missing:
+            return None
         t0 = time.time()
         train.train_and_evaluate(config, workdir)
         minutes = (time.time() - t0) / 60
@@ -129,8 +139,8 @@ def results_table(rows: list[dict]) -> str:
     lines.append("")
     lines.append(
         f"×4 on the bundled held-out shots ({rows[0]['num_frames'] if rows else 0} frames), Y channel (BT.601), "
-        f"crop 4; minutes are wall clock including start-up and evaluation on {device}, "
-        f"{datetime.date.today().isoformat()}."
+        f"crop 4; minutes are wall clock including start-up and evaluation on {device} (upper bounds when the "
+        f"machine ran other work meanwhile), {datetime.date.today().isoformat()}."
     )
     return "\n".join(lines)
 
@@ -143,11 +153,9 @@ def main(argv):
     os.makedirs(_WORKDIR.value, exist_ok=True)
     sizes = size_table()
     print(sizes, flush=True)
-    rows = []
     for name in _ONLY.value or ENTRIES:
-        workdir = os.path.join(_WORKDIR.value, name.replace(" ", "_").replace("(", "").replace(")", ""))
-        rows.append(train_entry(name, workdir))
-        print(results_table(rows), flush=True)
+        train_entry(name, entry_dir(name))
+    rows = [r for name in ENTRIES if (r := train_entry(name, entry_dir(name), train_if_missing=False))]
     text = "### Models\n\n" + sizes + "\n\n### Every model after a short CPU run\n\n" + results_table(rows) + "\n"
     with open(os.path.join(_WORKDIR.value, "tables.md"), "w") as f:
         f.write(text)
