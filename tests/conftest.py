@@ -33,6 +33,17 @@ def load_config(name: str = "unet", preset: str | None = None):
     return module.get_config() if preset is None else module.get_config(preset)
 
 
+def override(config, **overrides):
+    """Sets dotted fields: override(config, **{"model.features": 8}); returns the config."""
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return config
+
+
 def tiny_unet_config(**overrides):
     """The U-Net recipe shrunk to run a step in well under a second on a CPU."""
     config = load_config("unet")
@@ -44,13 +55,7 @@ def tiny_unet_config(**overrides):
     config.eval_every = 1000
     config.checkpoint_every = 10
     config.eval.frame_stride = 25
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
-    return config
+    return override(config, **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import optax
 
 from vsr_jax import losses, models
+from vsr_jax.models import layers
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def apply(model, variables, x):
+    """`model.apply(variables, x)`, compiled once per model and input shape."""
+    return model.apply(variables, x)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def bicubic(x, scale):
+    """The bicubic skip of the residual models, frame by frame: (N, T, h, w, C) -> ×scale."""
+    return layers.per_frame(lambda f: layers.upsample_bicubic(f, scale), x)
 
 
 def smooth_clip(key, shape, scale: int):

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import load_config
+from tests.conftest import load_config, override
 from vsr_jax import sharding, train
 from vsr_jax.data import pipeline
 
@@ -20,13 +20,7 @@ def tiny_gan_config(**overrides):
     config.gan.pretrain_steps = 2
     config.gan.weight = 0.1
     config.ema_decay = 0.9
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
-    return config
+    return override(config, **overrides)
 
 
 def _setup(config):

@@ -1,6 +1,5 @@
 """RUNet: residual contracting path, transposed-conv expanding path, pixel-shuffle + bicubic skip."""
 
-import functools
 import re
 
 import jax
@@ -10,20 +9,10 @@ import pytest
 
 import vsr_jax.models.runet  # noqa: F401  (registers "runet")
 from tests import model_helpers
+from tests.model_helpers import apply, bicubic
 from vsr_jax import models
-from vsr_jax.models import layers
 
 SMALL = {"features": (4, 8, 8, 16), "blocks_per_level": 1}  # four levels: pads to a multiple of 8
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def apply(model, variables, x):
-    return model.apply(variables, x)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def bicubic(x, scale):
-    return layers.per_frame(lambda f: layers.upsample_bicubic(f, scale), x)
 
 
 def param_shapes(model, x):

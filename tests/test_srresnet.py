@@ -1,7 +1,5 @@
 """SRResNet (SRGAN's generator without BN): shapes, layout, parameter count, fitting, bfloat16."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,20 +7,10 @@ import pytest
 
 import vsr_jax.models.srresnet  # noqa: F401  (registers "srresnet")
 from tests import model_helpers
+from tests.model_helpers import apply, bicubic
 from vsr_jax import models
-from vsr_jax.models import layers
 
 SMALL = {"features": 8, "num_blocks": 2}
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def apply(model, variables, x):
-    return model.apply(variables, x)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def bicubic(x, scale):
-    return layers.per_frame(lambda f: layers.upsample_bicubic(f, scale), x)
 
 
 def param_shapes(model, x=None):

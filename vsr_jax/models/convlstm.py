@@ -153,7 +153,6 @@ class ConvLSTMVSR(nn.Module):
         onto frame t+1 (zero at t = T−1). Pairs are batched through the flow network.
         """
         n, t, h, w, _ = lr.shape
-        zero = jnp.zeros((n, 1, h, w, 2), jnp.float32)
         if not self.align or t == 1:
             return jnp.zeros((n, t, h, w, 2), jnp.float32), jnp.zeros((n, t, h, w, 2), jnp.float32)
         flownet = flow_lib.SpyNetLite(
@@ -163,18 +162,7 @@ class ConvLSTMVSR(nn.Module):
             dtype=self.dtype,
             name="flownet",
         )
-        cur, prev = lr[:, 1:].reshape((-1, h, w, 3)), lr[:, :-1].reshape((-1, h, w, 3))
-        if self.bidirectional:  # one batched call for both directions
-            both = flownet(jnp.concatenate([cur, prev]), jnp.concatenate([prev, cur]))
-            back, fwd = jnp.split(both, 2)
-        else:
-            back = flownet(cur, prev)
-            fwd = None
-        back = back.reshape((n, t - 1, h, w, 2))
-        to_prev = jnp.concatenate([zero, back], axis=1)
-        if fwd is None:
-            return to_prev, None
-        return to_prev, jnp.concatenate([fwd.reshape((n, t - 1, h, w, 2)), zero], axis=1)
+        return flow_lib.clip_flows(flownet, lr, self.bidirectional)
 
     @nn.compact
     def __call__(self, lr, train: bool = False):

@@ -122,3 +122,24 @@ class SpyNetLite(nn.Module):
             )
             flow = flow + residual
         return flow[:, :h, :w]
+
+
+def clip_flows(flownet, lr, bidirectional: bool = False):
+    """Flows of every frame of a clip to its neighbours, the pairs batched through `flownet`.
+
+    lr (N, T, h, w, 3), T ≥ 2 -> (to_prev, to_next), each (N, T, h, w, 2) float32: entry t
+    of `to_prev` maps frame t onto frame t−1 (zero at t = 0), of `to_next` onto frame t+1
+    (zero at t = T−1). `to_next` is None unless `bidirectional` (then one batched call
+    serves both directions).
+    """
+    n, t, h, w, _ = lr.shape
+    zero = jnp.zeros((n, 1, h, w, 2), jnp.float32)
+    cur, prev = lr[:, 1:].reshape((-1, h, w, 3)), lr[:, :-1].reshape((-1, h, w, 3))
+    if bidirectional:
+        back, fwd = jnp.split(flownet(jnp.concatenate([cur, prev]), jnp.concatenate([prev, cur])), 2)
+    else:
+        back, fwd = flownet(cur, prev), None
+    to_prev = jnp.concatenate([zero, back.reshape((n, t - 1, h, w, 2))], axis=1)
+    if fwd is None:
+        return to_prev, None
+    return to_prev, jnp.concatenate([fwd.reshape((n, t - 1, h, w, 2)), zero], axis=1)

@@ -91,8 +91,7 @@ class FrameRecurrentGenerator(nn.Module):
                 dtype=self.dtype,
                 name="flownet",
             )
-            back = flownet(lr[:, 1:].reshape((-1, h, w, 3)), lr[:, :-1].reshape((-1, h, w, 3)))
-            to_prev = jnp.concatenate([to_prev, back.reshape((n, t - 1, h, w, 2))], axis=1)
+            to_prev, _ = flow_lib.clip_flows(flownet, lr)
         self.sow("intermediates", "flow_to_prev", to_prev)
         step = nn.scan(
             _FrameStep,
