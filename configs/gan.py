@@ -40,6 +40,7 @@ def get_config(preset: str = "full"):
     config.loss.perceptual_layers = "conv2_2,conv3_4,conv4_4,conv5_4"
     config.loss.perceptual_layer_weights = "0.1,0.1,1.0,1.0"
     config.loss.pingpong_weight = 0.5
+    config.loss.flow_weight = 1.0  # FRVSR's warp loss: the flow net learns alignment from the start
 
     config.gan.loss = "vanilla"
     config.gan.weight = 0.01
@@ -58,14 +59,19 @@ def get_config(preset: str = "full"):
     config.eval_every = 5000
 
     if preset == "quick":
-        config.model.features = 16
-        config.model.num_blocks = 2
+        config.model.features = 32
+        config.model.num_blocks = 4
         config.model.flow_features = (8, 16, 8, 8)
         config.model.flow_kernel_size = 5
         config.data.patch_size = 16  # HR 64×64
         config.loss.perceptual_weight = 0.0  # no VGG weights ship with the package
         config.gan.pretrain_steps = 150
-        config.gan.learning_rate = 1e-4
+        # after a 150-step warm-up the model is fragile: TecoGAN's 0.5 L1 ping-pong is minimised by
+        # dropping back to bicubic (measured: ±0.00 dB at 300 steps; 0.05: +1.08 dB), and a barely
+        # trained D at weight 0.01 outweighs the MSE term ten to one
+        config.loss.pingpong_weight = 0.05
+        config.gan.weight = 1e-3
+        config.gan.learning_rate = 1e-3
         config.ema_decay = 0.99
         config.learning_rate = 1e-3
         config.lr_schedule = "constant"

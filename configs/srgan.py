@@ -1,10 +1,18 @@
-"""SRGAN's generator, SRResNet (Ledig et al., 2017; BasicSR's MSRResNet, no batch norm).
+"""SRGAN (Ledig et al., 2017) as BasicSR trains it: SRResNet + VGG19 perceptual + adversarial.
 
-×4 single frames from the bundled sample clips, trained on pixel loss here (the PSNR-
-oriented SRResNet, which is also the SRGAN warm start); the perceptual and adversarial
-terms of SRGAN are added by the GAN recipe. Adam 2e-4 with cosine decay, L1 (BasicSR).
+×4 single frames from the bundled sample clips (cats_vs_dogs with
+`--config.data.name=cats_vs_dogs`, Vimeo-90K frames with `vimeo90k`). The generator is
+SRResNet (`configs/srresnet.py`); the first `gan.pretrain_steps` steps train it on L1 alone
+(the PSNR-oriented warm start SRGAN needs), then the objective becomes BasicSR's
+`train_SRGAN_x4`: 0.01 · L1 + 1.0 · VGG19 conv5_4 (before activation, L1) + 0.005 ·
+vanilla adversarial from the VGG-style discriminator, both at Adam 1e-4. Evaluation and
+the checkpoints' `ema` use the EMA of the generator (decay 0.999).
 
-Presets: `configs/srgan.py` (full) and `configs/srgan.py:quick` (32 wide, 4 blocks, 300 steps).
+Presets:
+- `configs/srgan.py` (full recipe) needs VGG19 weights:
+  `--config.loss.vgg_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (README: VGG weights).
+- `configs/srgan.py:quick` (a short CPU run on the bundled clips with no other file): 32 wide,
+  4 blocks, 150 warm-up steps then 150 adversarial ones; no perceptual term.
 """
 
 from vsr_jax import config_lib
@@ -20,19 +28,43 @@ def get_config(preset: str = "full"):
     config.data.name = "sample"
     config.data.scale = 4
     config.data.num_frames = 1
-    config.data.patch_size = 32  # LR; HR 128×128 as BasicSR's MSRResNet recipe
+    config.data.patch_size = 32  # LR; HR 128×128
 
     config.loss.pixel = "l1"
-    config.learning_rate = 2e-4
-    config.lr_schedule = "cosine"
+    config.loss.pixel_weight = 0.01
+    config.loss.perceptual_weight = 1.0
+    config.loss.vgg_depth = 19
+    config.loss.perceptual_layers = "conv5_4"
+    config.loss.perceptual_layer_weights = "1.0"
+    config.loss.perceptual_criterion = "l1"
+
+    config.gan.loss = "vanilla"
+    config.gan.weight = 5e-3
+    config.gan.discriminator = "vgg"
+    config.gan.learning_rate = 1e-4
+    config.gan.d_steps = 1
+    config.gan.pretrain_steps = 200_000
+    config.ema_decay = 0.999
+
+    config.learning_rate = 1e-4
+    config.lr_schedule = "step"
+    config.lr_decay_steps = "250000,300000,350000"
+    config.lr_decay_factor = 0.5
     config.batch_size = 16
-    config.total_steps = 1_000_000
+    config.total_steps = 600_000
     config.checkpoint_every = 5000
     config.eval_every = 5000
-    if preset == "quick":  # a few minutes on a laptop CPU
+
+    if preset == "quick":
         config.model.features = 32
         config.model.num_blocks = 4
+        config.loss.pixel_weight = 1.0
+        config.loss.perceptual_weight = 0.0  # no VGG weights ship with the package
+        config.gan.pretrain_steps = 150
+        config.gan.weight = 1e-3
+        config.ema_decay = 0.99
         config.learning_rate = 1e-3
+        config.lr_schedule = "constant"
         config.total_steps = 300
         config.checkpoint_every = 100
         config.eval_every = 100_000

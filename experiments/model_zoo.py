@@ -14,29 +14,21 @@ Tables are printed and written to WORKDIR/tables.md.
 
 from __future__ import annotations
 
-import datetime
-import importlib.util
-import json
 import os
-import platform
-import sys
-import time
 
 from absl import app, flags
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import entry_dir, load_config, machine_line, run_or_read
 
 # entry -> (config file, preset, overrides); every entry trains at ×4.
 ENTRIES = {
     "srcnn": ("srcnn.py", "quick", {}),
     "unet": ("unet.py", "quick", {"data.patch_size": 32, "total_steps": 300}),
     "runet": ("runet.py", "quick", {}),
-    "srresnet": ("srgan.py", "quick", {}),
+    "srresnet": ("srresnet.py", "quick", {}),
     "convlstm_vsr": ("convlstm.py", "quick", {}),
     "convlstm_vsr (bidirectional)": ("convlstm.py", "quick", {"model.bidirectional": True}),
-    # FRVSR: the video GAN's generator trained without its discriminator (pixel + ping-pong)
-    "recurrent_gan (no D)": ("gan.py", "quick", {"gan.loss": ""}),
+    # FRVSR: the video GAN's generator trained alone (pixel + flow loss, its warm-up objective)
+    "recurrent_gan (no D)": ("gan.py", "quick", {"gan.loss": "", "loss.pingpong_weight": 0.0}),
 }
 BASICVSR = ("BasicVSR (Chan et al., 2021; published)", 6_300_000)
 
@@ -45,23 +37,6 @@ _ONLY = flags.DEFINE_list(
     "only", [], f"Train only these entries (default all; the table shows every finished one): {', '.join(ENTRIES)}."
 )
 _STEPS = flags.DEFINE_integer("steps", 0, "Override every entry's training steps (0: the preset's).")
-
-
-def load_config(filename: str, preset: str, overrides: dict):
-    spec = importlib.util.spec_from_file_location(f"config_{filename[:-3]}", os.path.join(ROOT, "configs", filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(preset)
-    config.data.scale = 4
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
-    if _STEPS.value:
-        config.total_steps = _STEPS.value
-    return config
 
 
 def size_table() -> str:
@@ -81,31 +56,16 @@ def size_table() -> str:
     return "\n".join(rows)
 
 
-def entry_dir(name: str) -> str:
-    return os.path.join(_WORKDIR.value, name.replace(" ", "_").replace("(", "").replace(")", ""))
-
-
-def train_entry(name: str, workdir: str, *, train_if_missing: bool = True) -> dict | None:
-    from vsr_jax import config_lib, models, train
+def train_entry(name: str, *, train_if_missing: bool = True) -> dict | None:
+    from vsr_jax import config_lib, models
     from vsr_jax.models import stats
 
     filename, preset, overrides = ENTRIES[name]
-    config = load_config(filename, preset, overrides)
-    metrics_path = os.path.join(workdir, "eval", "metrics.json")
-    minutes = None
-    if not os.path.exists(metrics_path):
-        if not train_if_missing:
-            return None
-        t0 = time.time()
-        train.train_and_evaluate(config, workdir)
-        minutes = (time.time() - t0) / 60
-        with open(os.path.join(workdir, "eval", "minutes.txt"), "w") as f:
-            f.write(f"{minutes:.2f}\n")
-    with open(metrics_path) as f:
-        result = json.load(f)
-    if minutes is None and os.path.exists(os.path.join(workdir, "eval", "minutes.txt")):
-        with open(os.path.join(workdir, "eval", "minutes.txt")) as f:
-            minutes = float(f.read())
+    config = load_config(filename, preset, overrides, steps=_STEPS.value)
+    done = run_or_read(config, entry_dir(_WORKDIR.value, name), train_if_missing=train_if_missing)
+    if done is None:
+        return None
+    result, minutes = done
     model = models.create_model(config.model.name, 4, config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
     return {
@@ -120,8 +80,6 @@ def train_entry(name: str, workdir: str, *, train_if_missing: bool = True) -> di
 
 
 def results_table(rows: list[dict]) -> str:
-    import jax
-
     lines = [
         "| model | config | params | GFLOPs/frame | steps | minutes | Y-PSNR | Y-SSIM | Δ PSNR vs bicubic |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -135,12 +93,11 @@ def results_table(rows: list[dict]) -> str:
     if rows:
         r = rows[0]
         lines.append(f"| bicubic | | | | | | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} | |")
-    device = f"{jax.device_count()}× {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})"
     lines.append("")
     lines.append(
         f"×4 on the bundled held-out shots ({rows[0]['num_frames'] if rows else 0} frames), Y channel (BT.601), "
-        f"crop 4; minutes are wall clock including start-up and evaluation on {device} (upper bounds when the "
-        f"machine ran other work meanwhile), {datetime.date.today().isoformat()}."
+        f"crop 4; minutes are wall clock including start-up and evaluation on {machine_line()} (upper bounds "
+        "when the machine ran other work meanwhile)."
     )
     return "\n".join(lines)
 
@@ -154,8 +111,8 @@ def main(argv):
     sizes = size_table()
     print(sizes, flush=True)
     for name in _ONLY.value or ENTRIES:
-        train_entry(name, entry_dir(name))
-    rows = [r for name in ENTRIES if (r := train_entry(name, entry_dir(name), train_if_missing=False))]
+        train_entry(name)
+    rows = [r for name in ENTRIES if (r := train_entry(name, train_if_missing=False))]
     text = "### Models\n\n" + sizes + "\n\n### Every model after a short CPU run\n\n" + results_table(rows) + "\n"
     with open(os.path.join(_WORKDIR.value, "tables.md"), "w") as f:
         f.write(text)

@@ -11,7 +11,7 @@ CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
 
 
 def test_every_recipe_is_listed():
-    assert {"srcnn", "unet", "runet", "srgan", "convlstm"} <= set(CONFIGS)
+    assert {"srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan"} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize("preset", ["full", "quick"])

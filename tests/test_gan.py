@@ -101,6 +101,7 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
         **{
             "loss.perceptual_weight": 0.5,
             "loss.allow_random_vgg": True,
+            "gan.pretrain_steps": 0,
             "loss.perceptual_layers": "relu1_2,conv2_2",
             "loss.perceptual_layer_weights": "1.0,0.5",
         }
@@ -123,3 +124,40 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
         train.build_perceptual(
             tiny_gan_config(**{"loss.perceptual_weight": 1.0, "loss.perceptual_layer_weights": "1,2"})
         )
+
+
+def test_video_gan_warms_up_on_pixel_and_flow_then_adds_pingpong_and_temporal():
+    config = load_config("gan", "quick")
+    overrides = {
+        "model.features": 8,
+        "model.num_blocks": 1,
+        "model.flow_levels": 2,
+        "model.flow_features": (4, 4),
+        "data.num_frames": 3,
+        "data.patch_size": 8,
+        "batch_size": 2,
+        "gan.loss": "",
+        "gan.pretrain_steps": 2,
+        "loss.flow_weight": 1.0,
+        "loss.pingpong_weight": 0.5,
+        "loss.temporal_weight": 0.3,
+    }
+    config = override(config, **overrides)
+    train.validate_config(config)
+    mesh = sharding.make_mesh()
+    model, tx = train.build_model(config), train.make_optimizer(config)
+    state = train.create_train_state(config, model, tx, mesh)
+    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
+    history = []
+    for _ in range(3):
+        state, m = step(state, batch)
+        history.append(jax.device_get(m))
+    m0, m1 = history[1], history[2]  # (step 0's SR is exactly bicubic: zero output conv)
+    # warm-up: pixel + flow only (ping-pong and temporal are reported, not trained)
+    assert m0["loss"] == pytest.approx(m0["loss_pixel"] + m0["loss_flow"], rel=1e-6)
+    expected = m1["loss_pixel"] + m1["loss_flow"] + 0.5 * m1["loss_pingpong"] + 0.3 * m1["loss_temporal"]
+    assert m1["loss"] == pytest.approx(expected, rel=1e-5)
+    assert m1["loss_pingpong"] > 0 and m1["loss_temporal"] > 0 and m1["loss_flow"] > 0
+    with pytest.raises(train.ConfigError, match="loss.temporal_weight needs a model that estimates flow"):
+        train.validate_config(tiny_gan_config(**{"loss.temporal_weight": 0.1, "data.num_frames": 3}))

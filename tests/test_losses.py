@@ -98,3 +98,25 @@ def test_temporal_consistency_sees_flicker_not_motion():
     assert float(losses.temporal_consistency(hr + flicker, hr, flow)) == pytest.approx(0.1, rel=1e-5)
     # a static offset is no flicker
     assert float(losses.temporal_consistency(hr + 0.05, hr, flow)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_flow_warp_loss_is_zero_for_the_true_motion_and_not_for_none():
+    # a smooth image panning 1 px right per frame (flat grey at the left/right edges, so the
+    # column that enters the frame equals the clamped border the warp samples there)
+    base = jax.random.uniform(jax.random.key(1), (1, 1, 12, 16, 3))
+    base = jax.image.resize(base, (1, 1, 24, 32, 3), "linear")
+    base = base.at[:, :, :, :4].set(0.5).at[:, :, :, -4:].set(0.5)
+    clip = jnp.concatenate([jnp.roll(base, t, axis=3) for t in range(3)], axis=1)  # (1, 3, 24, 32, 3)
+    # entry t maps frame t to t-1: frame t at x is frame t-1 at x - 1
+    true_flow = jnp.zeros((1, 3, 24, 32, 2)).at[:, 1:, ..., 0].set(-1.0)
+    assert float(losses.flow_warp_loss(clip, true_flow)) == pytest.approx(0.0, abs=1e-12)
+    no_flow = losses.flow_warp_loss(clip, jnp.zeros_like(true_flow))
+    expected = float(jnp.mean(jnp.square(clip[:, 1:] - clip[:, :-1])))
+    assert float(no_flow) == pytest.approx(expected, rel=1e-6) and expected > 1e-4
+
+
+def test_clip_flows_to_hr_scales_values_and_size():
+    flow = jnp.full((2, 3, 4, 5, 2), 0.5)
+    hr = losses.clip_flows_to_hr(flow, 4)
+    assert hr.shape == (2, 3, 16, 20, 2)
+    np.testing.assert_allclose(np.asarray(hr), 2.0, rtol=1e-6)

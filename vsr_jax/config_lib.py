@@ -68,6 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.perceptual_criterion = "l1"  # l1 | mse | charbonnier
     c.loss.allow_random_vgg = False  # tests and smoke runs only: random VGG weights, with a warning
     c.loss.pingpong_weight = 0.0  # TecoGAN ping-pong loss (recurrent video models); 0 = off
+    c.loss.flow_weight = 0.0  # FRVSR warp loss on the model's LR flows (models that sow flow_to_prev)
+    c.loss.temporal_weight = 0.0  # SR vs HR change between neighbours warped by the model's flows
 
     c.ema_decay = 0.0  # EMA of the generator's params, used for evaluation; 0 = off
 
@@ -77,7 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.gan.discriminator = "vgg"  # vgg | patch | spatio_temporal
     c.gan.learning_rate = 1e-4  # the discriminator's (same schedule shape as the generator's)
     c.gan.d_steps = 1  # discriminator updates per generator update
-    c.gan.pretrain_steps = 0  # pixel/perceptual-only steps before the adversarial phase starts
+    c.gan.pretrain_steps = 0  # warm-up steps on pixel (+ flow) loss only; the other terms start after
     c.gan.r1_gamma = 0.0  # R1 gradient penalty weight γ (penalty γ/2 · E‖∇D(real)‖²); 0 = off
 
     c.eval = ml_collections.ConfigDict()

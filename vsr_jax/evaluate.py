@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsr_jax import metrics
+from vsr_jax import metrics, temporal_metrics
 from vsr_jax.data import degrade
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
@@ -57,6 +57,11 @@ def bicubic_upscale(lr_u8, scale: int):
     return jnp.clip(degrade.imresize(lr_u8.astype(jnp.float32) / 255.0, scale), 0.0, 1.0)
 
 
+def to_uint8(frames) -> np.ndarray:
+    """[0,1] frames -> uint8 (the levels `metrics.quantize` rounds to, as a saved PNG)."""
+    return np.round(np.asarray(metrics.quantize(frames)) * 255.0).astype(np.uint8)
+
+
 @functools.partial(jax.jit, static_argnames=("crop_border",))
 def _frame_metrics(pred, hr_u8, crop_border: int):
     pred = metrics.quantize(pred)
@@ -73,7 +78,11 @@ def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border
       pairs: objects with `.name`, `.lr` (T,h,w,3) uint8 and `.hr` (T,H,W,3) uint8.
     Returns:
       {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "num_frames", "clips": {...}}
+      plus "tof" and "bicubic_tof" (TecoGAN's tOF, `vsr_jax.temporal_metrics`) when
+      `frame_stride` is 1 (tOF needs consecutive frames). Clip means, then the mean over
+      clips (as BasicSR averages).
     """
+    temporal = frame_stride == 1
     clips = {}
     for pair in pairs:
         sr = predict(pair.lr)
@@ -89,7 +98,10 @@ def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border
             "bicubic_ssim_y": float(np.mean(bs)),
             "num_frames": int(len(frames)),
         }
-    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")
+        if temporal:
+            clips[pair.name]["tof"] = temporal_metrics.tof(to_uint8(sr), hr)
+            clips[pair.name]["bicubic_tof"] = temporal_metrics.tof(to_uint8(bic), hr)
+    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y") + (("tof", "bicubic_tof") if temporal else ())
     result = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
     result["num_frames"] = int(sum(c["num_frames"] for c in clips.values()))
     result["clips"] = clips
@@ -98,14 +110,17 @@ def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border
 
 def format_table(result: dict) -> str:
     """A small text table: one row per clip and the mean, model vs bicubic."""
+    tof = "tof" in result
     head = f"{'clip':<18}{'frames':>7}{'bicubic PSNR':>14}{'model PSNR':>12}{'bicubic SSIM':>14}{'model SSIM':>12}"
+    head += f"{'bicubic tOF':>13}{'model tOF':>11}" if tof else ""
     rows = [head, "-" * len(head)]
     items = list(result["clips"].items()) + [("mean over clips", result)]
     for name, r in items:
-        rows.append(
+        row = (
             f"{name:<18}{r['num_frames']:>7}{r['bicubic_psnr_y']:>14.3f}{r['psnr_y']:>12.3f}"
             f"{r['bicubic_ssim_y']:>14.4f}{r['ssim_y']:>12.4f}"
         )
+        rows.append(row + (f"{r['bicubic_tof']:>13.4f}{r['tof']:>11.4f}" if tof else ""))
     return "\n".join(rows)
 
 

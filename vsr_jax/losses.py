@@ -134,3 +134,20 @@ def temporal_consistency(sr, hr, flow_to_prev):
         return x[:, 1:] - prev.reshape((n, t - 1) + x.shape[2:])
 
     return l1(change(sr), change(hr))
+
+
+def clip_flows_to_hr(flow_to_prev, scale: int):
+    """LR flows of a clip (N, T, h, w, 2) -> HR flows (N, T, h·s, w·s, 2) (`warp.flow_to_hr`)."""
+    n, t = flow_to_prev.shape[:2]
+    hr = warp.flow_to_hr(flow_to_prev.reshape((n * t,) + flow_to_prev.shape[2:]), scale)
+    return hr.reshape((n, t) + hr.shape[1:])
+
+
+def flow_warp_loss(lr, flow_to_prev):
+    """FRVSR's flow loss: mean (LR_t − W(LR_{t−1}))² for t ≥ 1, W warping with the model's LR
+    flow `flow_to_prev` (N, T, h, w, 2) (entry t maps frame t to t−1); lr (N, T, h, w, C).
+    Trains the flow network to align neighbours, beyond what the SR loss asks of it."""
+    n, t = lr.shape[:2]
+    flow = flow_to_prev[:, 1:].reshape((-1,) + flow_to_prev.shape[2:])
+    prev = warp.warp(lr[:, :-1].reshape((-1,) + lr.shape[2:]), flow, padding_mode="border")
+    return mse(prev.reshape((n, t - 1) + lr.shape[2:]), lr[:, 1:])

@@ -99,8 +99,17 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"gan.d_steps must be >= 1, got {config.gan.d_steps}")
     if not 0.0 <= float(config.ema_decay) < 1.0:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    if config.loss.pingpong_weight > 0 and config.data.num_frames < 2:
-        raise ConfigError("loss.pingpong_weight needs clips: set data.num_frames >= 2")
+    for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
+        if config.loss[key] > 0 and config.data.num_frames < 2:
+            raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
+    for key in ("flow_weight", "temporal_weight"):
+        model_class = models.get_model_class(config.model.name)
+        aligned = getattr(model_class, "sows_flows", False) and config.model.get("align", True)
+        if config.loss[key] > 0 and not aligned:
+            raise ConfigError(
+                f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
+                f"{config.model.name!r} does not: set loss.{key}=0"
+            )
     n = jax.device_count()
     if config.batch_size % n:
         raise ConfigError(f"batch_size {config.batch_size} must be a multiple of the {n} devices")
@@ -260,23 +269,31 @@ class Critic:
         return self.module.apply({"params": d_params}, x, cond=cond, train=True)
 
 
+WARMUP_TERMS = ("pixel", "flow")  # the loss terms trained during the first gan.pretrain_steps steps
+
+
 def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=None, perceptual=None):
     """The one train step of every model family: (state, batch, frozen) -> (state, metrics).
 
     `batch` is {"lr": (B,T,h,w,3), "hr": (B,T,H,W,3)}; `frozen` holds fixed networks' params
     (VGG for the perceptual loss) so they are arguments of the compiled step, not constants.
-    The generator minimises Σ weight · term over the configured terms: pixel, perceptual
-    (`perceptual(frozen, sr, hr)`), ping-pong (the clip is played forward then backward
-    through the model, TecoGAN) and adversarial (from step `gan.pretrain_steps` on). With a
-    `critic` the same step then makes `gan.d_steps` discriminator updates on the generator's
-    output (the discriminator is not trained during the pretrain phase). EMA of the
-    generator's params is updated every step when `ema_decay` > 0.
+    The generator minimises Σ weight · term over the configured terms: pixel; flow (FRVSR's
+    warp loss on the model's LR flows, models that `sow` `flow_to_prev`); perceptual
+    (`perceptual(frozen, sr, hr)`); ping-pong (the clip is played forward then backward
+    through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
+    adversarial. The first `gan.pretrain_steps` steps are a warm-up on the `WARMUP_TERMS`
+    only (FRVSR/SRResNet pretraining); the other terms join after it. With a `critic` the
+    same step then makes `gan.d_steps` discriminator updates on the generator's output (the
+    discriminator is not trained during the warm-up). EMA of the generator's params is
+    updated every step when `ema_decay` > 0.
     """
     pixel = losses.pixel_loss(config.loss)
     weights = {
         "pixel": float(config.loss.pixel_weight),
+        "flow": float(config.loss.flow_weight),
         "perceptual": float(config.loss.perceptual_weight),
         "pingpong": float(config.loss.pingpong_weight),
+        "temporal": float(config.loss.temporal_weight),
         "adversarial": float(config.gan.weight),
     }
     schedule = make_schedule(config)
@@ -285,27 +302,50 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     pretrain_steps = int(config.gan.pretrain_steps)
     d_steps = int(config.gan.d_steps)
     r1_gamma = float(config.gan.r1_gamma)
+    scale_factor = int(config.data.scale)
+    needs_flow = weights["flow"] > 0 or weights["temporal"] > 0
+
+    def generate(params, lr, pingpong: bool):
+        """(SR (N,T,H,W,3), ping-pong loss (0 when not run), LR flows to the previous frame or None)."""
+        t = lr.shape[1]
+        x = losses.pingpong_sequence(lr) if pingpong else lr
+        if needs_flow:
+            out, inter = model.apply({"params": params}, x, train=True, mutable=["intermediates"])
+            flows = inter["intermediates"]["flow_to_prev"][0][:, :t]
+        else:
+            out, flows = model.apply({"params": params}, x, train=True), None
+        return out[:, :t], (losses.pingpong_loss(out) if pingpong else jnp.zeros((), jnp.float32)), flows
 
     def step(state: TrainState, batch, frozen=None):
         lr, hr = batch["lr"], batch["hr"]
         adversarial_on = state.step >= pretrain_steps
 
         def objective(params):
-            terms = {}
             if weights["pingpong"] > 0:
-                out = model.apply({"params": params}, losses.pingpong_sequence(lr), train=True)
-                sr = out[:, : lr.shape[1]]
-                terms["pingpong"] = losses.pingpong_loss(out)
+                # the backward half of the clip (~2x the generator's work) only once ping-pong
+                # is trained: a cond, so the warm-up steps do not pay for it (logged as 0 there)
+                sr, pingpong, flows = jax.lax.cond(
+                    adversarial_on, lambda p: generate(p, lr, True), lambda p: generate(p, lr, False), params
+                )
             else:
-                sr = model.apply({"params": params}, lr, train=True)
-            terms["pixel"] = pixel(sr, hr)
+                sr, _, flows = generate(params, lr, False)
+            terms = {"pixel": pixel(sr, hr)}
+            if weights["flow"] > 0:
+                terms["flow"] = losses.flow_warp_loss(lr, flows)
             if perceptual is not None and weights["perceptual"] > 0:
                 terms["perceptual"] = perceptual(frozen, sr, hr)
-            scale = {k: jnp.asarray(w, jnp.float32) for k, w in weights.items()}
+            if weights["pingpong"] > 0:
+                terms["pingpong"] = pingpong
+            if weights["temporal"] > 0:
+                hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
+                terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows)
             if critic is not None:
                 real = jax.lax.stop_gradient(critic(state.d_params, hr, lr))
                 terms["adversarial"] = losses.g_loss(gan_kind, real, critic(state.d_params, sr, lr))
-                scale["adversarial"] = jnp.where(adversarial_on, scale["adversarial"], 0.0)
+            # pixel (and the flow net's warp loss) from step 0; the rest after the warm-up
+            scale = {
+                k: jnp.asarray(weights[k], jnp.float32) * (1.0 if k in WARMUP_TERMS else adversarial_on) for k in terms
+            }
             total = sum(scale[k] * v for k, v in terms.items())
             return total, (terms, sr)
 
@@ -564,9 +604,8 @@ def _final_evaluation(model, state, config, pairs, writer, workdir, step) -> dic
     )
     result.update(step=step, crop_border=config_lib.crop_border(config), dataset=f"{config.data.name}/test")
     logging.info("held-out evaluation (%d frames) took %.1f s", result["num_frames"], time.time() - t0)
-    writer.write_scalars(
-        step, {f"eval/{k}": result[k] for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
-    )
+    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "tof", "bicubic_tof")
+    writer.write_scalars(step, {f"eval/{k}": result[k] for k in keys if k in result})
     if jax.process_index() == 0:
         out = os.path.join(workdir, "eval")
         os.makedirs(out, exist_ok=True)
@@ -574,7 +613,8 @@ def _final_evaluation(model, state, config, pairs, writer, workdir, step) -> dic
         figure = os.path.join(out, f"samples_step{step}.png")
         evaluate.save_figure(evaluate.preview_rows(predict, pairs, scale=int(config.data.scale)), figure)
         table = evaluate.format_table(result)
-        print(f"\nHeld-out Y-PSNR / Y-SSIM at step {step} (crop {result['crop_border']}):\n{table}\n")
+        what = "Y-PSNR / Y-SSIM" + (" / tOF (lower is better)" if "tof" in result else "")
+        print(f"\nHeld-out {what} at step {step} (crop {result['crop_border']}):\n{table}\n")
         print(f"checkpoints: {checkpointing.checkpoint_dir(workdir)}")
         print(f"metrics:     {os.path.join(out, 'metrics.json')}")
         print(f"figure:      {figure}")

@@ -22,7 +22,7 @@ time do not depend on T. Shapes: LR (N, T, h, w, 3) -> SR (N, T, h·s, w·s, 3),
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -131,7 +131,12 @@ class ConvLSTMVSR(nn.Module):
         pyramid levels, conv widths and kernel size (SpyNet: 6 levels, 7×7).
       unroll: time steps per loop iteration of the scan (more: faster, longer compile).
       dtype: compute dtype; params and output are float32.
+
+    With `align`, the LR flows are recorded with `sow` under `intermediates/flow_to_prev`
+    (N, T, h, w, 2) for the flow and temporal losses.
     """
+
+    sows_flows: ClassVar[bool] = True  # with align=True
 
     scale: int = 4
     features: int = 64
@@ -173,6 +178,8 @@ class ConvLSTMVSR(nn.Module):
         n, t, h, w, _ = lr.shape
         f = self.features
         to_prev, to_next = self._flows(lr)
+        if self.align:
+            self.sow("intermediates", "flow_to_prev", to_prev)
 
         def extract(x):
             x = nn.leaky_relu(nn.Conv(f, (3, 3), dtype=self.dtype, name="extract_conv")(x.astype(self.dtype)), 0.1)

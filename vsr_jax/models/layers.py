@@ -87,6 +87,7 @@ class Conv(nn.Module):
     kernel_size: int = 3
     kernel_init: Callable = nn.linear.default_kernel_init
     bias_init: Callable = nn.initializers.zeros
+    use_bias: bool = True
     impl: str = "conv"
     dtype: Any = jnp.float32
 
@@ -94,8 +95,8 @@ class Conv(nn.Module):
     def __call__(self, x):
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
-        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else 0.0
+        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), jnp.asarray(bias, self.dtype)
         if resolve_conv_impl(self.impl) == "conv":
             y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         else:

@@ -10,6 +10,14 @@ For each frame t, in order:
    blocks, pixel-shuffle upsampling, 3×3 conv (starts at zero) — predicts the residual to
    a bicubic upsampling of LR_t.
 
+The head conv over the concatenation is computed as two convs, on LR_t and on the folded
+feedback (3·s² channels); the feedback's starts at zero. As one conv with the default
+init, the 48 feedback channels (×4) set the fan-in, so the LR channels start with a
+quarter of a single-frame net's weight scale, and the model learned slowly: train MSE
+0.881 of bicubic's after 150 steps at 32 wide / 4 blocks vs SRResNet's 0.810. With the
+split, zero-started feedback conv: 0.808 — it starts as single-frame SR and learns to
+use its previous output.
+
 The first frame sees a black previous output, as in FRVSR. The loop over frames is an
 `nn.scan` (compiled once for any T) and is causal, so long videos can stream. The LR flows
 are recorded with `sow` under `intermediates/flow_to_prev` (N, T, h, w, 2) for the
@@ -19,7 +27,7 @@ temporal losses of the GAN step. Shapes: LR (N, T, h, w, 3) -> SR (N, T, h·s, w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -41,9 +49,14 @@ class _FrameStep(nn.Module):
     def __call__(self, prev_sr, inputs):
         lr, flow = inputs
         warped = warp_lib.warp(prev_sr, warp_lib.flow_to_hr(flow, self.scale), padding_mode="border")
-        x = jnp.concatenate([lr, warp_lib.space_to_depth(warped, self.scale)], axis=-1).astype(self.dtype)
+        lr_in, feedback = lr.astype(self.dtype), warp_lib.space_to_depth(warped, self.scale).astype(self.dtype)
         impl, f = "auto", self.features  # matmul convs on CPU: see layers.Conv
-        x = nn.relu(layers.Conv(f, 3, impl=impl, dtype=self.dtype, name="head")(x))
+        # the fed-back frame's conv starts at zero: a fresh model is single-frame SR that learns
+        # to use its previous output (see the module docstring)
+        fb = layers.Conv(
+            f, 3, kernel_init=nn.initializers.zeros, use_bias=False, impl=impl, dtype=self.dtype, name="head_feedback"
+        )
+        x = nn.relu(layers.Conv(f, 3, impl=impl, dtype=self.dtype, name="head")(lr_in) + fb(feedback))
         for i in range(self.num_blocks):
             x = layers.ResidualBlock(f, zero_init=True, conv_impl=impl, dtype=self.dtype, name=f"block_{i}")(x)
         x = layers.PixelShuffleUpsampler(self.scale, f, conv_impl=impl, dtype=self.dtype, name="upsample")(x)
@@ -65,6 +78,8 @@ class FrameRecurrentGenerator(nn.Module):
       unroll: frames per loop iteration of the scan (more: faster, longer compile).
       dtype: compute dtype; params, the fed-back frame and the output are float32.
     """
+
+    sows_flows: ClassVar[bool] = True
 
     scale: int = 4
     features: int = 64
