@@ -6,30 +6,17 @@ Running the same command again resumes from the newest checkpoint in DIR.
 
 from __future__ import annotations
 
-import logging as pylogging
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from vsr_jax import cli
 
 FLAGS = flags.FLAGS
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-class _DropLibraryInfo(pylogging.Filter):
-    """Hides INFO chatter of Orbax/JAX internals; their warnings and errors still show."""
-
-    def filter(self, record):
-        return record.levelno >= pylogging.WARNING or not any(p in record.pathname for p in _CHATTY)
-
-
-_CHATTY = ("/orbax/", "/jax/_src/", "/clu/periodic_actions", "/tensorflow/")
-
-
-def _quiet_library_logs():
-    logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
 def main(argv):
@@ -38,7 +25,7 @@ def main(argv):
     from vsr_jax import train
     from vsr_jax.errors import UserError
 
-    _quiet_library_logs()
+    cli.quiet_library_logs()
     try:
         train.train_and_evaluate(FLAGS.config, _WORKDIR.value)
     except UserError as e:

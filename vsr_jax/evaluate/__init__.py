@@ -26,14 +26,37 @@ from vsr_jax.data import degrade
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
 
 
-def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8) -> Predict:
+def _dihedral(x, k: int, inverse: bool = False):
+    """The k-th of the 8 flips/transposes of the spatial axes (−3, −2) of x, or its inverse."""
+    flip_h, flip_w, transpose = k & 1, k & 2, k & 4
+    if inverse and transpose:
+        x = jnp.swapaxes(x, -3, -2)
+    if flip_h:
+        x = jnp.flip(x, -3)
+    if flip_w:
+        x = jnp.flip(x, -2)
+    if not inverse and transpose:
+        x = jnp.swapaxes(x, -3, -2)
+    return x
+
+
+def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8, self_ensemble: bool = False) -> Predict:
     """A function that super-resolves a whole uint8 LR clip (T, h, w, 3) -> (T, H, W, 3).
 
     Single-frame models (`num_frames == 1`) see batches of `batch_frames` frames (the last
     batch padded so that one compiled shape serves the clip); video models see the clip
-    as one sequence (1, T, h, w, 3).
+    as one sequence (1, T, h, w, 3). `self_ensemble`: the mean of the outputs for the 8
+    flips/transposes of the input, each transformed back (EDSR's ×8 test-time ensemble;
+    8× the compute).
     """
-    apply = jax.jit(lambda p, x: jnp.clip(model.apply({"params": p}, x, train=False), 0.0, 1.0))
+
+    def forward(p, x):
+        if not self_ensemble:
+            return model.apply({"params": p}, x, train=False)
+        outs = [_dihedral(model.apply({"params": p}, _dihedral(x, k), train=False), k, True) for k in range(8)]
+        return sum(outs) / 8.0
+
+    apply = jax.jit(lambda p, x: jnp.clip(forward(p, x), 0.0, 1.0))
 
     def predict(lr: np.ndarray) -> np.ndarray:
         x = np.asarray(lr, np.float32) / 255.0
@@ -64,23 +87,45 @@ def to_uint8(frames) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("crop_border",))
 def _frame_metrics(pred, hr_u8, crop_border: int):
+    """Per-frame {psnr_y, ssim_y, psnr_rgb, ssim_rgb} of [0,1] frames (quantised) vs uint8 HR."""
     pred = metrics.quantize(pred)
     hr = hr_u8.astype(jnp.float32) / 255.0
-    kw = dict(crop_border=crop_border, y_channel=True)
-    return metrics.psnr(pred, hr, **kw), metrics.ssim(pred, hr, **kw)
+    out = {}
+    for space, y in (("y", True), ("rgb", False)):
+        kw = dict(crop_border=crop_border, y_channel=y)
+        out[f"psnr_{space}"], out[f"ssim_{space}"] = metrics.psnr(pred, hr, **kw), metrics.ssim(pred, hr, **kw)
+    return out
 
 
-def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border: int, frame_stride: int = 1) -> dict:
-    """Y-PSNR / Y-SSIM of the model and of bicubic on whole clips.
+def frame_metrics(pred, hr_u8, crop_border: int, chunk: int = 8) -> dict:
+    """`_frame_metrics` over a whole clip in chunks of `chunk` frames: {name: (T,) numpy}."""
+    parts = [_frame_metrics(pred[i : i + chunk], hr_u8[i : i + chunk], crop_border) for i in range(0, len(pred), chunk)]
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+def evaluate_clips(
+    predict: Predict,
+    pairs: Sequence,
+    *,
+    scale: int,
+    crop_border: int,
+    frame_stride: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """PSNR / SSIM (Y and RGB) and tOF of the model and of bicubic on whole clips.
 
     Args:
       predict: uint8 LR clip -> SR clip in [0,1] (see `make_predictor`).
       pairs: objects with `.name`, `.lr` (T,h,w,3) uint8 and `.hr` (T,H,W,3) uint8.
+      progress: called with the number of frames done after each clip.
     Returns:
-      {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "num_frames", "clips": {...}}
+      {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bicubic_<each>", "num_frames", "clips": {...}}
       plus "tof" and "bicubic_tof" (TecoGAN's tOF, `vsr_jax.temporal_metrics`) when
       `frame_stride` is 1 (tOF needs consecutive frames). Clip means, then the mean over
-      clips (as BasicSR averages).
+      clips (as BasicSR averages). PSNR is +inf for a frame equal to the ground truth.
     """
     temporal = frame_stride == 1
     clips = {}
@@ -89,38 +134,41 @@ def evaluate_clips(predict: Predict, pairs: Sequence, *, scale: int, crop_border
         frames = np.arange(0, len(pair.lr), frame_stride)
         sr, hr, lr = sr[frames], pair.hr[frames], pair.lr[frames]
         bic = np.concatenate([np.asarray(bicubic_upscale(lr[i : i + 8], scale)) for i in range(0, len(lr), 8)])
-        p, s = _frame_metrics(sr, hr, crop_border)
-        bp, bs = _frame_metrics(bic, hr, crop_border)
-        clips[pair.name] = {
-            "psnr_y": float(np.mean(p)),
-            "ssim_y": float(np.mean(s)),
-            "bicubic_psnr_y": float(np.mean(bp)),
-            "bicubic_ssim_y": float(np.mean(bs)),
-            "num_frames": int(len(frames)),
-        }
+        clip = {k: float(np.mean(v)) for k, v in frame_metrics(sr, hr, crop_border).items()}
+        clip.update({f"bicubic_{k}": float(np.mean(v)) for k, v in frame_metrics(bic, hr, crop_border).items()})
+        clip["num_frames"] = int(len(frames))
         if temporal:
-            clips[pair.name]["tof"] = temporal_metrics.tof(to_uint8(sr), hr)
-            clips[pair.name]["bicubic_tof"] = temporal_metrics.tof(to_uint8(bic), hr)
-    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y") + (("tof", "bicubic_tof") if temporal else ())
+            clip["tof"] = temporal_metrics.tof(to_uint8(sr), hr)
+            clip["bicubic_tof"] = temporal_metrics.tof(to_uint8(bic), hr)
+        clips[pair.name] = clip
+        if progress is not None:
+            progress(len(frames))
+    return summarize(clips)
+
+
+def summarize(clips: dict) -> dict:
+    """Mean over clips of every per-clip number, the total frame count and the clips."""
+    keys = [k for k in next(iter(clips.values())) if k != "num_frames"]
     result = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
     result["num_frames"] = int(sum(c["num_frames"] for c in clips.values()))
     result["clips"] = clips
     return result
 
 
-def format_table(result: dict) -> str:
-    """A small text table: one row per clip and the mean, model vs bicubic."""
-    tof = "tof" in result
-    head = f"{'clip':<18}{'frames':>7}{'bicubic PSNR':>14}{'model PSNR':>12}{'bicubic SSIM':>14}{'model SSIM':>12}"
-    head += f"{'bicubic tOF':>13}{'model tOF':>11}" if tof else ""
+def format_table(result: dict, label: str = "model") -> str:
+    """A text table: one row per clip and the mean; Y-PSNR, Y-SSIM and tOF (when present),
+    bicubic next to `label` when the result has the bicubic baseline."""
+    cols = [("PSNR", "psnr_y", 3), ("SSIM", "ssim_y", 4)] + ([("tOF", "tof", 4)] if "tof" in result else [])
+    head, fields = f"{'clip':<18}{'frames':>7}", []
+    for title, key, digits in cols:
+        for prefix, name in (("bicubic_", "bicubic"), ("", label)):
+            if prefix + key in result:
+                text = f"{name} {title}"
+                head += f"{text:>{max(len(text) + 2, 12)}}"
+                fields.append((prefix + key, max(len(text) + 2, 12), digits))
     rows = [head, "-" * len(head)]
-    items = list(result["clips"].items()) + [("mean over clips", result)]
-    for name, r in items:
-        row = (
-            f"{name:<18}{r['num_frames']:>7}{r['bicubic_psnr_y']:>14.3f}{r['psnr_y']:>12.3f}"
-            f"{r['bicubic_ssim_y']:>14.4f}{r['ssim_y']:>12.4f}"
-        )
-        rows.append(row + (f"{r['bicubic_tof']:>13.4f}{r['tof']:>11.4f}" if tof else ""))
+    for name, r in list(result["clips"].items()) + [("mean over clips", result)]:
+        rows.append(f"{name[:17]:<18}{r['num_frames']:>7}" + "".join(f"{r[k]:>{w}.{d}f}" for k, w, d in fields))
     return "\n".join(rows)
 
 
@@ -170,6 +218,21 @@ def save_figure(rows, path: str, labels: Sequence[str] = ("LR (nearest)", "bicub
         y += img.shape[0] + strip
     tmp = path + ".tmp.png"
     canvas.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_csv(result: dict, path: str) -> None:
+    """One row per clip and a 'mean over clips' row, every metric as a column."""
+    import csv
+
+    keys = [k for k in next(iter(result["clips"].values()))]
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip"] + keys)
+        for name, clip in result["clips"].items():
+            w.writerow([name] + [clip[k] for k in keys])
+        w.writerow(["mean over clips"] + [result[k] for k in keys])
     os.replace(tmp, path)
 
 

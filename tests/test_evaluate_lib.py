@@ -1,0 +1,94 @@
+"""The evaluation library: self-ensemble, test-set folder layouts, CSV/table output."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from vsr_jax import evaluate, models
+from vsr_jax.data import pipeline
+from vsr_jax.evaluate import datasets
+
+
+def test_the_eight_dihedral_transforms_invert_and_differ():
+    x = jnp.arange(2 * 3 * 4 * 5 * 3, dtype=jnp.float32).reshape(2, 3, 4, 5, 3)
+    seen = set()
+    for k in range(8):
+        y = evaluate._dihedral(x, k)  # noqa: SLF001
+        np.testing.assert_array_equal(np.asarray(evaluate._dihedral(y, k, inverse=True)), np.asarray(x))  # noqa: SLF001
+        seen.add(np.asarray(y).tobytes())
+    assert len(seen) == 8
+
+
+def test_self_ensemble_of_a_flip_invariant_model_changes_nothing_and_of_a_trained_one_averages():
+    model = models.create_model("srresnet", 2, {"features": 8, "num_blocks": 1})
+    lr = np.random.default_rng(0).integers(96, 160, (2, 12, 10, 3), dtype=np.uint8)  # no clipping at 0 or 1
+    params = models.init_variables(model, jax.random.key(0), jnp.zeros((1, 1, 12, 10, 3)))["params"]
+    plain = evaluate.make_predictor(model, params, num_frames=1, batch_frames=2)
+    ens = evaluate.make_predictor(model, params, num_frames=1, batch_frames=2, self_ensemble=True)
+    # a fresh SRResNet is bicubic upsampling (zero last conv): flips and transposes commute with it
+    np.testing.assert_allclose(ens(lr), plain(lr), atol=1e-5)
+    noisy = jax.tree.map(lambda p: p + 0.02 * jax.random.normal(jax.random.key(1), p.shape), params)
+    plain, ens = (
+        evaluate.make_predictor(model, noisy, num_frames=1, batch_frames=2, self_ensemble=e) for e in (False, True)
+    )
+    manual = np.mean(
+        [
+            np.asarray(evaluate._dihedral(plain(np.asarray(evaluate._dihedral(lr, k))), k, inverse=True))  # noqa: SLF001
+            for k in range(8)
+        ],
+        axis=0,
+    )
+    assert np.abs(ens(lr) - plain(lr)).max() > 1e-3
+    # the ensemble is the mean of the 8 outputs, each transformed back
+    assert 0 < manual.min() and manual.max() < 1
+    np.testing.assert_allclose(ens(lr), manual, atol=1e-5)
+
+
+def _frames(folder, n=3, h=16, w=20, seed=0):
+    folder.mkdir(parents=True)
+    frames = np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"im{i + 1}.png")
+    return frames
+
+
+def test_vid4_layout_reads_gt_and_its_lr_folder(tmp_path):
+    for clip in datasets.STANDARD_CLIPS["vid4"]:
+        _frames(tmp_path / "GT" / clip, h=16, w=20)
+        _frames(tmp_path / "BDx4" / clip, h=4, w=5, seed=1)
+    pairs = datasets.named_pairs("vid4", str(tmp_path), scale=4, degradation="bd")
+    assert [p.name for p in pairs] == ["calendar", "city", "foliage", "walk"]
+    assert pairs[0].hr.shape == (3, 16, 20, 3) and pairs[0].lr.shape == (3, 4, 5, 3)
+    # the LR frames are the folder's, not made by us
+    assert np.array_equal(pairs[0].lr[0], np.asarray(Image.open(tmp_path / "BDx4" / "calendar" / "im1.png")))
+    # BI has no folder here: made by MATLAB bicubic from HR
+    pairs = datasets.named_pairs("vid4", str(tmp_path), scale=4, degradation="bi", max_clips=1)
+    assert np.array_equal(pairs[0].lr, pipeline.degrade_clip(pairs[0].hr, 4, "bi"))
+
+
+def test_layout_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(datasets.DatasetError, match="no HR folder"):
+        datasets.named_pairs("reds4", str(tmp_path), scale=4, degradation="bi")
+    _frames(tmp_path / "GT" / "calendar")
+    with pytest.raises(datasets.DatasetError, match=r"lacks the clip\(s\) \['city', 'foliage', 'walk'\]"):
+        datasets.named_pairs("vid4", str(tmp_path), scale=4, degradation="bi")
+    _frames(tmp_path / "lr" / "calendar", h=5, w=5)
+    with pytest.raises(datasets.DatasetError, match="does not match HR"):
+        datasets.folder_pairs(str(tmp_path / "GT"), scale=4, degradation="bi", lr_root=str(tmp_path / "lr"))
+
+
+def test_csv_and_table_hold_every_clip_and_the_mean(tmp_path):
+    clips = {
+        "a": {"psnr_y": 30.0, "ssim_y": 0.9, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.8, "num_frames": 4},
+        "b": {"psnr_y": 32.0, "ssim_y": 0.7, "bicubic_psnr_y": 29.0, "bicubic_ssim_y": 0.6, "num_frames": 6},
+    }
+    result = evaluate.summarize(clips)
+    assert result["psnr_y"] == 31.0 and result["ssim_y"] == pytest.approx(0.8) and result["num_frames"] == 10
+    evaluate.write_csv(result, str(tmp_path / "m.csv"))
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0] == "clip,psnr_y,ssim_y,bicubic_psnr_y,bicubic_ssim_y,num_frames"
+    assert lines[1].startswith("a,30.0,") and lines[3].startswith("mean over clips,31.0,")
+    table = evaluate.format_table(result)
+    assert "bicubic PSNR" in table.splitlines()[0] and "31.000" in table.splitlines()[-1]

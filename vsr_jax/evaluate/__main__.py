@@ -1,0 +1,298 @@
+"""vsr-eval: evaluates a run's Orbax checkpoints, or compares two folders of frames.
+
+    vsr-eval --workdir=RUN                      # the newest checkpoint, then exit
+    vsr-eval --workdir=RUN --all                # every kept checkpoint
+    vsr-eval --workdir=RUN --watch              # each new checkpoint of a running job, once
+    vsr-eval --workdir='runs/*' --compare_out=runs/compare   # one table over runs
+    vsr-eval --workdir=RUN --dataset=vid4 --data_dir=~/data/Vid4 --degradation=bd
+    vsr-eval --pred_dir=OUT --gt_dir=GT         # someone else's outputs, no model
+
+Everything about the model comes from the workdir: the config is saved inside every
+checkpoint, so the training config file is never needed. The generator's EMA is used when
+the run kept one. Per checkpoint it writes RUN/eval/<step>/metrics.json (every metric, per
+clip and the mean over clips), metrics.csv, a figure (LR nearest / bicubic / SR / HR) and
+TensorBoard scalars under RUN/eval; other test sets go to RUN/eval/<step>/<dataset>/.
+Protocol: `vsr_jax.evaluate` (BasicSR's PSNR/SSIM, Y and RGB; TecoGAN's tOF).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+from vsr_jax import cli
+from vsr_jax.evaluate import datasets
+from vsr_jax.evaluate.runs import checkpoint_steps, load_run
+
+FLAGS = flags.FLAGS
+_WORKDIR = flags.DEFINE_multi_string("workdir", [], "Run directory; repeat it or give a glob for several runs.")
+_ALL = flags.DEFINE_bool("all", False, "Evaluate every kept checkpoint, not only the newest.")
+_STEP = flags.DEFINE_integer("step", None, "Evaluate this checkpoint step.")
+_WATCH = flags.DEFINE_bool(
+    "watch", False, "Wait for new checkpoints and evaluate each once, until the run's final step is evaluated."
+)
+_IDLE = flags.DEFINE_float("idle_timeout", 3600.0, "--watch: exit after this many seconds without a new checkpoint.")
+_POLL = flags.DEFINE_float("poll_every", 10.0, "--watch: seconds between looks at the checkpoint directory.")
+_DATASET = flags.DEFINE_enum(
+    "dataset", "", ["", *datasets.DATASETS], "Test set; default: the run's own held-out split (config.data)."
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "Root of the test set (vid4, reds4, udm10, folder; vimeo90k: the zip's folder; video_folder)."
+)
+_LR_DIR = flags.DEFINE_string("lr_dir", "", "--dataset=folder: LR clips with the HR clips' names (default: degrade).")
+_DEGRADATION = flags.DEFINE_enum("degradation", "", ["", "bi", "bd"], "LR degradation; default: the run's.")
+_MAX_CLIPS = flags.DEFINE_integer("max_clips", 0, "Evaluate at most this many clips (0: all).")
+_STRIDE = flags.DEFINE_integer("frame_stride", 1, "Score every k-th frame (tOF only when 1).")
+_CROP = flags.DEFINE_integer("crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale).")
+_ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "×8 flip/transpose test-time ensemble (8× slower).")
+_PRED_DIR = flags.DEFINE_string("pred_dir", "", "Folder of SR frames (or of clip folders / videos) to score.")
+_GT_DIR = flags.DEFINE_string("gt_dir", "", "Ground truth for --pred_dir, same layout and names.")
+_OUT = flags.DEFINE_string("out", "", "--pred_dir: write metrics.json / metrics.csv here.")
+_COMPARE_OUT = flags.DEFINE_string("compare_out", "", "Several runs: write PREFIX.md and PREFIX.csv comparing them.")
+_LPIPS = flags.DEFINE_string("lpips_weights", "", "LPIPS weights file (LPIPS/tLP are not available yet).")
+
+
+def _fail(message: str) -> None:
+    print(f"vsr-eval: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# ------------------------------------------------------------------- loading
+
+
+def test_pairs(config, cache: dict):
+    """The test clips for `config` under the command-line dataset flags (cached per key)."""
+    from vsr_jax.data import pipeline
+
+    scale = int(config.data.scale)
+    kind = _DEGRADATION.value or config.data.degradation
+    name = _DATASET.value or config.data.name
+    key = (name, scale, kind, _DATA_DIR.value, _LR_DIR.value, _MAX_CLIPS.value)
+    if key not in cache:
+        if name in datasets.NAMED:
+            if not _DATA_DIR.value:
+                _fail(f"--dataset={name} needs --data_dir (the folder holding {datasets.HR_DIRS[name][0]}/)")
+            cache[key] = datasets.named_pairs(name, _DATA_DIR.value, scale=scale, degradation=kind, max_clips=key[-1])
+        elif name == "folder":
+            if not _DATA_DIR.value:
+                _fail("--dataset=folder needs --data_dir (a folder of clip folders or videos)")
+            cache[key] = datasets.folder_pairs(
+                os.path.expanduser(_DATA_DIR.value),
+                scale=scale,
+                degradation=kind,
+                lr_root=os.path.expanduser(_LR_DIR.value) if _LR_DIR.value else None,
+                max_clips=key[-1],
+            )
+        else:
+            data = config.data.copy_and_resolve_references()
+            with data.unlocked():
+                data.name, data.degradation = name, kind
+                if _DATA_DIR.value and name == "vimeo90k":
+                    data.manual_dir = _DATA_DIR.value
+                elif _DATA_DIR.value and name == "video_folder":
+                    data.path = _DATA_DIR.value
+            cache[key] = pipeline.load_clip_pairs(data, "test", key[-1])
+    return cache[key], name, kind
+
+
+# ---------------------------------------------------------------- evaluating
+
+
+def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
+    """Evaluates one checkpoint; writes its metrics, CSV, figure and TensorBoard scalars."""
+    import jax
+    from clu import metric_writers
+    from tqdm import tqdm
+
+    from vsr_jax import evaluate
+
+    config, model, params, step = load_run(workdir, step)
+    pairs, name, kind = test_pairs(config, cache)
+    scale = int(config.data.scale)
+    crop = scale if _CROP.value < 0 else _CROP.value
+    predict = evaluate.make_predictor(
+        model,
+        params,
+        num_frames=int(config.data.num_frames),
+        batch_frames=int(config.eval.batch_frames),
+        self_ensemble=_ENSEMBLE.value,
+    )
+    t0 = time.time()
+    with tqdm(total=len(pairs), unit="clip", desc=f"{os.path.basename(workdir.rstrip('/'))} step {step}") as bar:
+        result = evaluate.evaluate_clips(
+            predict, pairs, scale=scale, crop_border=crop, frame_stride=_STRIDE.value, progress=lambda n: bar.update(1)
+        )
+    own = not _DATASET.value or _DATASET.value == config.data.name
+    tag = name if own and kind == config.data.degradation else f"{name}_{kind}"
+    result.update(
+        step=int(step),
+        total_steps=int(config.total_steps),
+        model=config.model.name,
+        dataset=tag,
+        scale=scale,
+        crop_border=crop,
+        self_ensemble=_ENSEMBLE.value,
+        seconds=round(time.time() - t0, 2),
+        workdir=os.path.abspath(workdir),
+    )
+    if jax.process_index() == 0:
+        out = os.path.join(workdir, "eval", str(step), *([] if tag == config.data.name else [tag]))
+        os.makedirs(out, exist_ok=True)
+        evaluate.write_json(result, os.path.join(out, "metrics.json"))
+        evaluate.write_csv(result, os.path.join(out, "metrics.csv"))
+        rows = evaluate.preview_rows(predict, pairs[:4], scale=scale)
+        evaluate.save_figure(rows, os.path.join(out, "samples.png"))
+        writer = metric_writers.create_default_writer(os.path.join(workdir, "eval"), asynchronous=False)
+        keys = [k for k in result if isinstance(result[k], float) and k != "seconds"]
+        writer.write_scalars(step, {f"{tag}/{k}": result[k] for k in keys})
+        writer.write_images(step, {f"{tag}/{n}": img[None] for n, _, img in rows})
+        writer.close()
+        print(f"\n{workdir} step {step}, {tag} ×{scale}, crop {crop}:\n{evaluate.format_table(result)}")
+        print(f"metrics: {os.path.join(out, 'metrics.json')}\n")
+    return result
+
+
+def watch(workdir: str, cache: dict) -> list[dict]:
+    """Evaluates each new checkpoint of `workdir` once; stops after the run's final step
+    (`total_steps` of the checkpoint's config) or when no new checkpoint appeared for
+    --idle_timeout seconds since the last evaluation."""
+    from vsr_jax import checkpointing
+
+    results, seen = [], set()
+    last_new = time.time()
+    logging.info("watching %s (idle timeout %.0f s)", workdir, _IDLE.value)
+    while True:
+        for step in [s for s in checkpoint_steps(workdir) if s not in seen]:
+            seen.add(step)
+            try:
+                result = evaluate_checkpoint(workdir, step, cache)
+            except (checkpointing.CheckpointError, FileNotFoundError) as e:
+                # the trainer deleted it (keep-N) between listing and reading: move on
+                logging.warning("checkpoint %d of %s vanished before it was read (%s); skipped", step, workdir, e)
+                continue
+            results.append(result)
+            last_new = time.time()
+            if result["step"] >= result["total_steps"]:
+                print(f"vsr-eval: evaluated the final step {result['step']} of {workdir}; stopping")
+                return results
+        if time.time() - last_new > _IDLE.value:
+            print(f"vsr-eval: no new checkpoint in {workdir} for {_IDLE.value:.0f} s; stopping")
+            return results
+        time.sleep(_POLL.value)
+
+
+def compare_folders() -> dict:
+    """--pred_dir vs --gt_dir: PSNR/SSIM (Y, RGB) and tOF without any model."""
+    import numpy as np
+
+    from vsr_jax import evaluate, temporal_metrics
+
+    pred_root, gt_root = (os.path.expanduser(p) for p in (_PRED_DIR.value, _GT_DIR.value))
+    for flag, path in (("--pred_dir", pred_root), ("--gt_dir", gt_root)):
+        if not os.path.exists(path):
+            _fail(f"{flag} {path} does not exist")
+    names = datasets._clip_names(gt_root) if os.path.isdir(gt_root) else []  # noqa: SLF001
+    jobs = [(n, os.path.join(pred_root, n), os.path.join(gt_root, n)) for n in names] or [
+        (os.path.basename(os.path.normpath(gt_root)), pred_root, gt_root)
+    ]
+    crop = max(_CROP.value, 0)
+    clips = {}
+    for name, pred_path, gt_path in jobs[: _MAX_CLIPS.value or None]:
+        if not os.path.exists(pred_path):
+            _fail(f"{pred_root} has no {name!r} to compare with {gt_path}")
+        pred, gt = datasets.read_clip(pred_path), datasets.read_clip(gt_path)
+        if pred.shape != gt.shape:
+            _fail(f"clip {name}: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+        per_frame = evaluate.frame_metrics(pred.astype(np.float32) / 255.0, gt, crop)
+        clip = {k: float(np.mean(v)) for k, v in per_frame.items()}
+        clip["num_frames"] = len(gt)
+        if len(gt) > 1:
+            clip["tof"] = temporal_metrics.tof(pred, gt)
+        clips[os.path.splitext(name)[0]] = clip
+    result = evaluate.summarize(clips)
+    result.update(crop_border=crop, pred_dir=os.path.abspath(pred_root), gt_dir=os.path.abspath(gt_root))
+    print(evaluate.format_table(result, label="prediction"))
+    if _OUT.value:
+        os.makedirs(_OUT.value, exist_ok=True)
+        evaluate.write_json(result, os.path.join(_OUT.value, "metrics.json"))
+        evaluate.write_csv(result, os.path.join(_OUT.value, "metrics.csv"))
+    return result
+
+
+def comparison_table(results: list[dict]) -> tuple[str, str]:
+    """(markdown, csv) with one row per evaluated checkpoint."""
+    cols = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof"]
+    head = ["run", "model", "step", "dataset", *cols, "bicubic_psnr_y", "bicubic_ssim_y"]
+    rows = []
+    for r in results:
+        row = [os.path.basename(r["workdir"]), r["model"], r["step"], r["dataset"]]
+        row += [r.get(k, float("nan")) for k in cols + ["bicubic_psnr_y", "bicubic_ssim_y"]]
+        rows.append(row)
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    csv = [",".join(head)] + [",".join(fmt(v) for v in row) for row in rows]
+    return "\n".join(md) + "\n", "\n".join(csv) + "\n"
+
+
+def _workdirs() -> list[str]:
+    out = []
+    for pattern in _WORKDIR.value:
+        matches = sorted(glob.glob(os.path.expanduser(pattern))) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            _fail(f"--workdir {pattern} matches nothing")
+        out += [m for m in matches if not glob.has_magic(pattern) or os.path.isdir(os.path.join(m, "checkpoints"))]
+    return out
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from vsr_jax.errors import UserError
+
+    cli.quiet_library_logs()
+    if _LPIPS.value:
+        _fail("LPIPS/tLP are not implemented yet; run without --lpips_weights")
+    try:
+        if _PRED_DIR.value or _GT_DIR.value:
+            if not (_PRED_DIR.value and _GT_DIR.value):
+                _fail("--pred_dir and --gt_dir go together")
+            compare_folders()
+            return
+        workdirs = _workdirs()
+        if not workdirs:
+            _fail("give --workdir=RUN (or --pred_dir/--gt_dir)")
+        cache, results = {}, []
+        for workdir in workdirs:
+            if _WATCH.value:
+                results += watch(workdir, cache)
+            elif _ALL.value:
+                steps = checkpoint_steps(workdir)
+                if not steps:
+                    _fail(f"no checkpoints in {workdir}; train a model there first")
+                results += [evaluate_checkpoint(workdir, s, cache) for s in steps]
+            else:
+                results.append(evaluate_checkpoint(workdir, _STEP.value, cache))
+        if len(results) > 1 or _COMPARE_OUT.value:
+            md, csv = comparison_table(results)
+            print(md)
+            if _COMPARE_OUT.value:
+                os.makedirs(os.path.dirname(os.path.abspath(_COMPARE_OUT.value)), exist_ok=True)
+                for ext, text in (("md", md), ("csv", csv)):
+                    with open(f"{_COMPARE_OUT.value}.{ext}", "w") as f:
+                        f.write(text)
+    except UserError as e:
+        _fail(str(e))
+
+
+def run():
+    """Console-script entry point (`vsr-eval`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,120 @@
+"""Test sets for `vsr-eval`: the run's own held-out split, Vimeo-90K test, and the standard
+VSR test sets in the folder layouts people have on disk (BasicSR's).
+
+Every loader returns `pipeline.ClipPair`s: uint8 LR (T, h, w, 3) and HR (T, h·s, w·s, 3),
+HR cropped to a multiple of the scale. LR frames are read from the dataset's LR folder
+when it has one for the requested degradation, else made from HR by our degradations
+(`bi`: MATLAB bicubic, `bd`: Gaussian blur σ = 1.6 + subsampling, as BasicSR).
+
+Folder layouts (ROOT = `--data_dir`); LR folders are used when present:
+
+- `vid4`: HR `ROOT/GT/<clip>/`, LR `ROOT/BIx4/<clip>/` or `ROOT/BDx4/<clip>/`;
+  clips calendar, city, foliage, walk.
+- `reds4`: HR `ROOT/GT/<clip>/` or `ROOT/train_sharp/<clip>/`, LR `ROOT/BIx4/` or
+  `ROOT/train_sharp_bicubic/X4/`; clips 000, 011, 015, 020.
+- `udm10`: HR `ROOT/GT/<clip>/`, LR `ROOT/BDx4/` or `ROOT/BIx4/`; every clip folder.
+- `folder`: HR `ROOT/<clip>/` (folders of frames or video files), or ROOT itself as one
+  clip; LR from `--lr_dir` with the same clip names, else degraded.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from vsr_jax import video_io
+from vsr_jax.data import degrade, pipeline
+from vsr_jax.errors import UserError
+
+STANDARD_CLIPS = {
+    "vid4": ("calendar", "city", "foliage", "walk"),
+    "reds4": ("000", "011", "015", "020"),
+    "udm10": None,  # every clip folder under GT
+}
+HR_DIRS = {"vid4": ("GT",), "reds4": ("GT", "train_sharp"), "udm10": ("GT",)}
+NAMED = tuple(STANDARD_CLIPS)
+DATASETS = ("sample", "vimeo90k", "video_folder", *NAMED, "folder")
+
+
+class DatasetError(UserError, ValueError):
+    """A test set that is missing or not in the expected layout."""
+
+
+def _lr_dirs(root: str, kind: str, scale: int) -> list[str]:
+    tag = f"{kind.upper()}x{scale}"
+    dirs = [os.path.join(root, tag)]
+    if kind == "bi":
+        dirs.append(os.path.join(root, "train_sharp_bicubic", f"X{scale}"))  # REDS
+    return dirs
+
+
+def read_clip(path: str) -> np.ndarray:
+    """Frames of a folder of images or of a video file: (T, H, W, 3) uint8."""
+    if os.path.isdir(path):
+        return np.stack(list(video_io.iter_image_folder(path)))
+    return video_io.read_frames(path)
+
+
+def _clip_names(root: str) -> list[str]:
+    entries = sorted(os.listdir(root))
+    subdirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    if subdirs:
+        return subdirs
+    videos = [e for e in entries if e.lower().endswith(video_io.VIDEO_EXTENSIONS)]
+    return videos
+
+
+def _pair(name: str, hr: np.ndarray, lr: np.ndarray | None, scale: int, kind: str) -> pipeline.ClipPair:
+    hr = np.asarray(degrade.modcrop(hr, scale))
+    if lr is None:
+        lr = pipeline.degrade_clip(hr, scale, kind)
+    elif lr.shape[1] * scale != hr.shape[1] or lr.shape[2] * scale != hr.shape[2] or len(lr) != len(hr):
+        raise DatasetError(
+            f"clip {name}: LR {lr.shape} does not match HR {hr.shape} at ×{scale}; "
+            "check the LR folder's scale and frame count"
+        )
+    return pipeline.ClipPair(name, lr, hr)
+
+
+def folder_pairs(
+    gt_root: str, *, scale: int, degradation: str, lr_root: str | None = None, clips=None, max_clips: int = 0
+) -> list[pipeline.ClipPair]:
+    """ClipPairs of the clip folders (or video files) under `gt_root` (or `gt_root` as one clip)."""
+    if not os.path.isdir(gt_root):
+        raise DatasetError(f"test set folder {gt_root} does not exist")
+    names = _clip_names(gt_root)
+    single = not names
+    if single:  # a folder of frames: one clip
+        names = [os.path.basename(os.path.normpath(gt_root))]
+    if clips is not None:
+        missing = [c for c in clips if c not in names]
+        if missing:
+            raise DatasetError(f"{gt_root} lacks the clip(s) {missing}; expected {list(clips)} (see vsr-eval --help)")
+        names = list(clips)
+    if max_clips:
+        names = names[:max_clips]
+    pairs = []
+    for name in names:
+        hr = read_clip(gt_root if single else os.path.join(gt_root, name))
+        lr = None
+        if lr_root is not None:
+            lr_path = lr_root if single else os.path.join(lr_root, name)
+            if not os.path.exists(lr_path):
+                raise DatasetError(f"no LR clip {lr_path} for HR clip {name}")
+            lr = read_clip(lr_path)
+        pairs.append(_pair(os.path.splitext(name)[0], hr, lr, scale, degradation))
+    return pairs
+
+
+def named_pairs(dataset: str, root: str, *, scale: int, degradation: str, max_clips: int = 0):
+    """Vid4 / REDS4 / UDM10 in BasicSR's layout under `root` (see the module docstring)."""
+    root = os.path.abspath(os.path.expanduser(root))
+    gt = next((os.path.join(root, d) for d in HR_DIRS[dataset] if os.path.isdir(os.path.join(root, d))), None)
+    if gt is None:
+        expected = " or ".join(os.path.join(root, d) for d in HR_DIRS[dataset])
+        raise DatasetError(f"{dataset}: no HR folder {expected}; point --data_dir at the dataset's root")
+    lr = next((d for d in _lr_dirs(root, degradation, scale) if os.path.isdir(d)), None)
+    return folder_pairs(
+        gt, scale=scale, degradation=degradation, lr_root=lr, clips=STANDARD_CLIPS[dataset], max_clips=max_clips
+    )
