@@ -92,3 +92,17 @@ def test_csv_and_table_hold_every_clip_and_the_mean(tmp_path):
     assert lines[1].startswith("a,30.0,") and lines[3].startswith("mean over clips,31.0,")
     table = evaluate.format_table(result)
     assert "bicubic PSNR" in table.splitlines()[0] and "31.000" in table.splitlines()[-1]
+
+
+def test_center_frame_protocol_scores_the_middle_frame_only():
+    rng = np.random.default_rng(3)
+    hr = rng.integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    pair = pipeline.ClipPair("clip", pipeline.degrade_clip(hr, 2), hr)
+    noisy = np.clip(hr / 255.0 + rng.normal(0, 0.02, hr.shape), 0, 1).astype(np.float32)
+    predict = lambda lr: noisy  # noqa: E731 - a stand-in model: the HR clip plus noise
+    full = evaluate.evaluate_clips(predict, [pair], scale=2, crop_border=2)
+    center = evaluate.evaluate_clips(predict, [pair], scale=2, crop_border=2, center_frame=True)
+    per_frame = evaluate.frame_metrics(noisy, hr, 2)["psnr_y"]
+    assert center["num_frames"] == 1 and "tof" not in center and "tof" in full
+    assert center["psnr_y"] == pytest.approx(float(per_frame[3]), abs=1e-6)
+    assert full["psnr_y"] == pytest.approx(float(per_frame.mean()), abs=1e-6)

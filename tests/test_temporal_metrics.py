@@ -55,3 +55,36 @@ def test_tof_crop_and_errors():
     with pytest.raises(ValueError, match="differ in shape"):
         temporal_metrics.tof(np.zeros((3, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.uint8))
     assert np.isnan(temporal_metrics.tof(np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8)))
+
+
+def test_warping_error_is_zero_without_flicker_and_grows_with_it():
+    static = np.repeat(_textured_clip()[:1], 5, axis=0)
+    assert temporal_metrics.warping_error(static, static) < 1e-6  # Farneback finds ~0 motion, not exactly 0
+    clip = _textured_clip()
+    truth = temporal_metrics.warping_error(clip, clip)  # Farneback + bilinear warp: small, not 0
+    assert 0 <= truth < 2e-4
+    values = []
+    for amplitude in (0.0, 0.02, 0.06):
+        offsets = amplitude * np.array([0, 1, -1, 1, -1, 1])[:, None, None, None] * 255
+        values.append(temporal_metrics.warping_error(np.clip(clip + offsets, 0, 255).astype(np.uint8), clip))
+    assert values[0] == truth and truth < values[1] < values[2]
+    # a global brightness flicker of 0.06 changes every frame pair by about 0.12: E_warp ≈ 0.12²
+    assert values[2] == pytest.approx(0.12**2, rel=0.3)
+
+
+def test_visible_mask_flags_disagreeing_flows():
+    h, w = 8, 10
+    backward = np.zeros((h, w, 2), np.float32)
+    backward[..., 0] = 2.0
+    consistent = np.zeros((h, w, 2), np.float32)
+    consistent[..., 0] = -2.0
+    assert temporal_metrics.visible_mask(backward, consistent).all()
+    assert not temporal_metrics.visible_mask(backward, np.zeros_like(consistent)).any()
+
+
+def test_one_reference_scores_several_outputs_as_the_functions_do():
+    clip = _textured_clip()
+    other = np.roll(clip, 1, axis=2)
+    ref = temporal_metrics.TemporalReference(clip)
+    assert ref.tof(other) == temporal_metrics.tof(other, clip)
+    assert ref.warping_error(other) == temporal_metrics.warping_error(other, clip)

@@ -1,4 +1,4 @@
-"""Temporal metrics of a super-resolved clip: tOF as TecoGAN computes it.
+"""Temporal metrics of a super-resolved clip: tOF as TecoGAN computes it, and the warping error.
 
 tOF (Chu et al., "Learning temporal coherence via self-supervision for GAN-based video
 generation", 2020; `metrics.py` of github.com/thunil/TecoGAN): for every pair of consecutive
@@ -11,7 +11,17 @@ a static scene, or the ground truth itself). Unscaled (TecoGAN's code prints it 
 TecoGAN's own evaluation also skips the first and last 2 frames of each clip
 (`skip_ends=2`); the default here keeps every frame.
 
-Frames are uint8 RGB (T, H, W, 3) numpy arrays.
+The warping error (Lai et al., "Learning blind video temporal consistency", 2018) measures
+flicker against the ground truth's motion: with the ground truth's backward flow t → t−1
+(Farneback, the same settings), the output's frame t−1 is warped onto frame t, and
+E_warp = mean over t of the mean squared difference (RGB in [0, 1]) to output frame t over
+the pixels the forward–backward flow check marks as visible (Sundaram et al.'s test, as
+Lai et al.). Lower is better; ≈ 0 for a static clip that does not flicker. Lai et al.
+estimate flow with FlowNet2; Farneback here keeps the metric dependency-free, so compare
+its numbers with ours, not with theirs.
+
+`TemporalReference` computes the ground truth's flows once, for scoring several outputs of
+the same clip (the model's and bicubic's). Frames are uint8 RGB (T, H, W, 3) numpy arrays.
 """
 
 from __future__ import annotations
@@ -59,19 +69,87 @@ def tof_per_pair(output: np.ndarray, target: np.ndarray, *, skip_ends: int = 0) 
 
     output, target: uint8 RGB clips (T, H, W, 3) of the same shape.
     """
-    if np.shape(output) != np.shape(target):
-        raise ValueError(f"tOF inputs differ in shape: {np.shape(output)} vs {np.shape(target)}")
-    t = len(output)
-    keep = slice(skip_ends, t - skip_ends)
-    out, tar = _grey(output[keep]), _grey(target[keep])
-    values = []
-    for i in range(1, len(out)):
-        diff = crop_8x8(farneback(tar[i - 1], tar[i])) - crop_8x8(farneback(out[i - 1], out[i]))
-        values.append(float(np.mean(np.sqrt(np.sum(diff * diff, axis=-1)))))
-    return np.asarray(values, np.float64)
+    return TemporalReference(target, skip_ends=skip_ends).tof_per_pair(output)
 
 
 def tof(output: np.ndarray, target: np.ndarray, *, skip_ends: int = 0) -> float:
     """Mean tOF of a clip (see `tof_per_pair`); NaN for a clip with fewer than 2 frames."""
     values = tof_per_pair(output, target, skip_ends=skip_ends)
     return float(values.mean()) if len(values) else float("nan")
+
+
+def _warp_back(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """frame sampled at x + flow(x) (bilinear, border replicated): (H, W, C) float32."""
+    cv2 = _cv2()
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(
+        frame, gx + flow[..., 0], gy + flow[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def visible_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Sundaram et al.'s forward–backward check: True where following `backward` (t → t−1)
+    then `forward` (t−1 → t) returns near the start. (H, W) bool."""
+    fwd_at = _warp_back(forward, backward)
+    mismatch = np.sum((backward + fwd_at) ** 2, axis=-1)
+    bound = 0.01 * (np.sum(backward**2, axis=-1) + np.sum(fwd_at**2, axis=-1)) + 0.5
+    return mismatch < bound
+
+
+class TemporalReference:
+    """The ground-truth clip's grey frames and flows, to score outputs of that clip."""
+
+    def __init__(self, target: np.ndarray, *, skip_ends: int = 0):
+        self.shape = np.shape(target)
+        self.skip_ends = skip_ends
+        keep = slice(skip_ends, len(target) - skip_ends)
+        self.grey = _grey(target[keep])
+        self._forward = None
+        self._backward = None
+
+    def forward_flows(self) -> list[np.ndarray]:
+        """Flow of each pair t−1 → t."""
+        if self._forward is None:
+            self._forward = [farneback(self.grey[i - 1], self.grey[i]) for i in range(1, len(self.grey))]
+        return self._forward
+
+    def backward_flows(self) -> list[np.ndarray]:
+        """Flow of each pair t → t−1."""
+        if self._backward is None:
+            self._backward = [farneback(self.grey[i], self.grey[i - 1]) for i in range(1, len(self.grey))]
+        return self._backward
+
+    def _check(self, output: np.ndarray) -> np.ndarray:
+        if np.shape(output) != self.shape:
+            raise ValueError(f"temporal metric inputs differ in shape: {np.shape(output)} vs {self.shape}")
+        return output[self.skip_ends : len(output) - self.skip_ends]
+
+    def tof_per_pair(self, output: np.ndarray) -> np.ndarray:
+        """TecoGAN's tOF of each consecutive pair of `output` against this clip: (T−1,)."""
+        out = _grey(self._check(output))
+        values = [
+            float(np.mean(np.sqrt(np.sum((crop_8x8(ft) - crop_8x8(farneback(out[i], out[i + 1]))) ** 2, axis=-1))))
+            for i, ft in enumerate(self.forward_flows())
+        ]
+        return np.asarray(values, np.float64)
+
+    def tof(self, output: np.ndarray) -> float:
+        """Mean tOF of `output` (see the module docstring); NaN for a clip of fewer than 2 frames."""
+        values = self.tof_per_pair(output)
+        return float(values.mean()) if len(values) else float("nan")
+
+    def warping_error(self, output: np.ndarray) -> float:
+        """E_warp of `output` (see the module docstring); NaN for T < 2."""
+        out = self._check(output).astype(np.float32) / 255.0
+        values = []
+        for i, (back, fwd) in enumerate(zip(self.backward_flows(), self.forward_flows(), strict=True)):
+            mask = visible_mask(back, fwd)
+            diff = np.sum((out[i + 1] - _warp_back(out[i], back)) ** 2, axis=-1) / out.shape[-1]
+            values.append(float(np.sum(diff * mask) / max(mask.sum(), 1)))
+        return float(np.mean(values)) if values else float("nan")
+
+
+def warping_error(output: np.ndarray, target: np.ndarray, *, skip_ends: int = 0) -> float:
+    """E_warp of a clip `output` against the ground truth's motion (see the module docstring)."""
+    return TemporalReference(target, skip_ends=skip_ends).warping_error(output)

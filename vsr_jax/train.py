@@ -282,9 +282,10 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     (`perceptual(frozen, sr, hr)`); ping-pong (the clip is played forward then backward
     through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
     adversarial. The first `gan.pretrain_steps` steps are a warm-up on the `WARMUP_TERMS`
-    only (FRVSR/SRResNet pretraining); the other terms join after it. With a `critic` the
-    same step then makes `gan.d_steps` discriminator updates on the generator's output (the
-    discriminator is not trained during the warm-up). EMA of the generator's params is
+    only (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up
+    they are not computed at all (`lax.cond`; logged as 0), nor is the discriminator. With a
+    `critic` the same step then makes `gan.d_steps` discriminator updates on the generator's
+    output. EMA of the generator's params is
     updated every step when `ema_decay` > 0.
     """
     pixel = losses.pixel_loss(config.loss)
@@ -320,6 +321,12 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
         lr, hr = batch["lr"], batch["hr"]
         adversarial_on = state.step >= pretrain_steps
 
+        def after_warmup(term, *args):
+            """`term(*args)` once the warm-up is over, 0 before it (a cond: not computed then)."""
+            if pretrain_steps <= 0:
+                return term(*args)
+            return jax.lax.cond(adversarial_on, term, lambda *a: jnp.zeros((), jnp.float32), *args)
+
         def objective(params):
             if weights["pingpong"] > 0:
                 # the backward half of the clip (~2x the generator's work) only once ping-pong
@@ -333,15 +340,19 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             if weights["flow"] > 0:
                 terms["flow"] = losses.flow_warp_loss(lr, flows)
             if perceptual is not None and weights["perceptual"] > 0:
-                terms["perceptual"] = perceptual(frozen, sr, hr)
+                terms["perceptual"] = after_warmup(lambda s: perceptual(frozen, s, hr), sr)
             if weights["pingpong"] > 0:
                 terms["pingpong"] = pingpong
             if weights["temporal"] > 0:
                 hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
-                terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows)
+                terms["temporal"] = after_warmup(lambda s: losses.temporal_consistency(s, hr, hr_flows), sr)
             if critic is not None:
-                real = jax.lax.stop_gradient(critic(state.d_params, hr, lr))
-                terms["adversarial"] = losses.g_loss(gan_kind, real, critic(state.d_params, sr, lr))
+
+                def adversarial(s):
+                    real = jax.lax.stop_gradient(critic(state.d_params, hr, lr))
+                    return losses.g_loss(gan_kind, real, critic(state.d_params, s, lr))
+
+                terms["adversarial"] = after_warmup(adversarial, sr)
             # pixel (and the flow net's warp loss) from step 0; the rest after the warm-up
             scale = {
                 k: jnp.asarray(weights[k], jnp.float32) * (1.0 if k in WARMUP_TERMS else adversarial_on) for k in terms
@@ -380,9 +391,9 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
                     d_params = optax.apply_updates(d_params, d_updates)
                 return d_params, d_opt_state, (d_loss, d_real, d_fake)
 
-            def keep_d(carry):
-                d_loss, (d_real, d_fake) = d_objective(carry[0])  # still reported while frozen
-                return carry[0], carry[1], (d_loss, d_real, d_fake)
+            def keep_d(carry):  # the warm-up: D neither trained nor run (its metrics log as 0)
+                zero = jnp.zeros((), jnp.float32)
+                return carry[0], carry[1], (zero, zero, zero)
 
             d_params, d_opt_state, (d_loss, d_real, d_fake) = jax.lax.cond(
                 adversarial_on, train_d, keep_d, (state.d_params, state.d_opt_state)
@@ -604,7 +615,7 @@ def _final_evaluation(model, state, config, pairs, writer, workdir, step) -> dic
     )
     result.update(step=step, crop_border=config_lib.crop_border(config), dataset=f"{config.data.name}/test")
     logging.info("held-out evaluation (%d frames) took %.1f s", result["num_frames"], time.time() - t0)
-    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "tof", "bicubic_tof")
+    keys = [k for k in result if isinstance(result[k], float)]
     writer.write_scalars(step, {f"eval/{k}": result[k] for k in keys if k in result})
     if jax.process_index() == 0:
         out = os.path.join(workdir, "eval")

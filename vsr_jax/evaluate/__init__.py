@@ -113,6 +113,7 @@ def evaluate_clips(
     scale: int,
     crop_border: int,
     frame_stride: int = 1,
+    center_frame: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """PSNR / SSIM (Y and RGB) and tOF of the model and of bicubic on whole clips.
@@ -120,26 +121,31 @@ def evaluate_clips(
     Args:
       predict: uint8 LR clip -> SR clip in [0,1] (see `make_predictor`).
       pairs: objects with `.name`, `.lr` (T,h,w,3) uint8 and `.hr` (T,H,W,3) uint8.
+      frame_stride: score every k-th frame (the model still sees every frame).
+      center_frame: score only the middle frame of each clip (Vimeo-90K's published
+        protocol: frame 4 of each septuplet); the model still sees the whole clip.
       progress: called with the number of frames done after each clip.
     Returns:
       {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bicubic_<each>", "num_frames", "clips": {...}}
-      plus "tof" and "bicubic_tof" (TecoGAN's tOF, `vsr_jax.temporal_metrics`) when
-      `frame_stride` is 1 (tOF needs consecutive frames). Clip means, then the mean over
+      plus "tof", "warp_error" and their "bicubic_" twins (`vsr_jax.temporal_metrics`)
+      when `frame_stride` is 1 (they need consecutive frames). Clip means, then the mean over
       clips (as BasicSR averages). PSNR is +inf for a frame equal to the ground truth.
     """
-    temporal = frame_stride == 1
+    temporal = frame_stride == 1 and not center_frame
     clips = {}
     for pair in pairs:
         sr = predict(pair.lr)
-        frames = np.arange(0, len(pair.lr), frame_stride)
+        frames = np.array([len(pair.lr) // 2]) if center_frame else np.arange(0, len(pair.lr), frame_stride)
         sr, hr, lr = sr[frames], pair.hr[frames], pair.lr[frames]
         bic = np.concatenate([np.asarray(bicubic_upscale(lr[i : i + 8], scale)) for i in range(0, len(lr), 8)])
         clip = {k: float(np.mean(v)) for k, v in frame_metrics(sr, hr, crop_border).items()}
         clip.update({f"bicubic_{k}": float(np.mean(v)) for k, v in frame_metrics(bic, hr, crop_border).items()})
         clip["num_frames"] = int(len(frames))
-        if temporal:
-            clip["tof"] = temporal_metrics.tof(to_uint8(sr), hr)
-            clip["bicubic_tof"] = temporal_metrics.tof(to_uint8(bic), hr)
+        if temporal and len(frames) > 1:
+            ref = temporal_metrics.TemporalReference(hr)  # the truth's flows, once for both
+            for prefix, out in (("", to_uint8(sr)), ("bicubic_", to_uint8(bic))):
+                clip[f"{prefix}tof"] = ref.tof(out)
+                clip[f"{prefix}warp_error"] = ref.warping_error(out)
         clips[pair.name] = clip
         if progress is not None:
             progress(len(frames))
@@ -148,8 +154,8 @@ def evaluate_clips(
 
 def summarize(clips: dict) -> dict:
     """Mean over clips of every per-clip number, the total frame count and the clips."""
-    keys = [k for k in next(iter(clips.values())) if k != "num_frames"]
-    result = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
+    keys = list(dict.fromkeys(k for c in clips.values() for k in c if k != "num_frames"))
+    result = {k: float(np.mean([c[k] for c in clips.values() if k in c])) for k in keys}
     result["num_frames"] = int(sum(c["num_frames"] for c in clips.values()))
     result["clips"] = clips
     return result
@@ -168,7 +174,8 @@ def format_table(result: dict, label: str = "model") -> str:
                 fields.append((prefix + key, max(len(text) + 2, 12), digits))
     rows = [head, "-" * len(head)]
     for name, r in list(result["clips"].items()) + [("mean over clips", result)]:
-        rows.append(f"{name[:17]:<18}{r['num_frames']:>7}" + "".join(f"{r[k]:>{w}.{d}f}" for k, w, d in fields))
+        cells = "".join(f"{r[k]:>{w}.{d}f}" if k in r else f"{'–':>{w}}" for k, w, d in fields)
+        rows.append(f"{name[:17]:<18}{r['num_frames']:>7}" + cells)
     return "\n".join(rows)
 
 
@@ -225,13 +232,13 @@ def write_csv(result: dict, path: str) -> None:
     """One row per clip and a 'mean over clips' row, every metric as a column."""
     import csv
 
-    keys = [k for k in next(iter(result["clips"].values()))]
+    keys = list(dict.fromkeys(k for c in result["clips"].values() for k in c))
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["clip"] + keys)
         for name, clip in result["clips"].items():
-            w.writerow([name] + [clip[k] for k in keys])
+            w.writerow([name] + [clip.get(k, "") for k in keys])
         w.writerow(["mean over clips"] + [result[k] for k in keys])
     os.replace(tmp, path)
 

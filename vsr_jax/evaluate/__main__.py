@@ -47,6 +47,9 @@ _LR_DIR = flags.DEFINE_string("lr_dir", "", "--dataset=folder: LR clips with the
 _DEGRADATION = flags.DEFINE_enum("degradation", "", ["", "bi", "bd"], "LR degradation; default: the run's.")
 _MAX_CLIPS = flags.DEFINE_integer("max_clips", 0, "Evaluate at most this many clips (0: all).")
 _STRIDE = flags.DEFINE_integer("frame_stride", 1, "Score every k-th frame (tOF only when 1).")
+_CENTER = flags.DEFINE_bool(
+    "center_frame", False, "Score only each clip's middle frame (Vimeo-90K's published protocol); no tOF."
+)
 _CROP = flags.DEFINE_integer("crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "×8 flip/transpose test-time ensemble (8× slower).")
 _PRED_DIR = flags.DEFINE_string("pred_dir", "", "Folder of SR frames (or of clip folders / videos) to score.")
@@ -124,7 +127,13 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     t0 = time.time()
     with tqdm(total=len(pairs), unit="clip", desc=f"{os.path.basename(workdir.rstrip('/'))} step {step}") as bar:
         result = evaluate.evaluate_clips(
-            predict, pairs, scale=scale, crop_border=crop, frame_stride=_STRIDE.value, progress=lambda n: bar.update(1)
+            predict,
+            pairs,
+            scale=scale,
+            crop_border=crop,
+            frame_stride=_STRIDE.value,
+            center_frame=_CENTER.value,
+            progress=lambda n: bar.update(1),
         )
     own = not _DATASET.value or _DATASET.value == config.data.name
     tag = name if own and kind == config.data.degradation else f"{name}_{kind}"
@@ -136,6 +145,7 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
         scale=scale,
         crop_border=crop,
         self_ensemble=_ENSEMBLE.value,
+        frames="center" if _CENTER.value else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
         seconds=round(time.time() - t0, 2),
         workdir=os.path.abspath(workdir),
     )
@@ -211,7 +221,8 @@ def compare_folders() -> dict:
         clip = {k: float(np.mean(v)) for k, v in per_frame.items()}
         clip["num_frames"] = len(gt)
         if len(gt) > 1:
-            clip["tof"] = temporal_metrics.tof(pred, gt)
+            ref = temporal_metrics.TemporalReference(gt)
+            clip["tof"], clip["warp_error"] = ref.tof(pred), ref.warping_error(pred)
         clips[os.path.splitext(name)[0]] = clip
     result = evaluate.summarize(clips)
     result.update(crop_border=crop, pred_dir=os.path.abspath(pred_root), gt_dir=os.path.abspath(gt_root))
@@ -225,7 +236,7 @@ def compare_folders() -> dict:
 
 def comparison_table(results: list[dict]) -> tuple[str, str]:
     """(markdown, csv) with one row per evaluated checkpoint."""
-    cols = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof"]
+    cols = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof", "warp_error"]
     head = ["run", "model", "step", "dataset", *cols, "bicubic_psnr_y", "bicubic_ssim_y"]
     rows = []
     for r in results:
