@@ -12,7 +12,8 @@ Presets:
 - `configs/srgan.py` (full recipe) needs VGG19 weights:
   `--config.loss.vgg_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (README: VGG weights).
 - `configs/srgan.py:quick` (a short CPU run on the bundled clips with no other file): 32 wide,
-  4 blocks, 150 warm-up steps then 150 adversarial ones; no perceptual term.
+  4 blocks, a quarter-width discriminator, 150 warm-up steps then 150 adversarial ones;
+  no perceptual term.
 """
 
 from vsr_jax import config_lib
@@ -62,6 +63,7 @@ def get_config(preset: str = "full"):
         config.loss.perceptual_weight = 0.0  # no VGG weights ship with the package
         config.gan.pretrain_steps = 150
         config.gan.weight = 1e-3
+        config.gan.d_features = "16,32,64,128,128"  # 1/16 of the published D's compute: ~25x G's at full width
         config.ema_decay = 0.99
         config.learning_rate = 1e-3
         config.lr_schedule = "constant"

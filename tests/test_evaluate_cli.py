@@ -114,11 +114,18 @@ def test_pred_dir_against_itself_is_perfect_and_inf_is_reported(tmp_path):
     frames = rng.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
     _write_frames(tmp_path / "gt" / "clipA", frames)
     _write_frames(tmp_path / "pred" / "clipA", frames)
-    proc = run_eval(f"--pred_dir={tmp_path / 'pred'}", f"--gt_dir={tmp_path / 'gt'}", f"--out={tmp_path / 'out'}")
+    from tests.lpips_seeded import seeded_state_dicts
+    from vsr_jax import lpips
+
+    weights = str(tmp_path / "lpips.npz")  # seeded LPIPS-alex (tests/test_lpips.py checks it against lpips)
+    lpips.save_lpips(weights, lpips.from_state_dicts(*seeded_state_dicts("alex"), "alex"), "alex")
+    args = (f"--pred_dir={tmp_path / 'pred'}", f"--gt_dir={tmp_path / 'gt'}", f"--out={tmp_path / 'out'}")
+    proc = run_eval(*args, f"--lpips_weights={weights}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "out" / "metrics.json").read_text())  # Python's json reads Infinity
     assert result["psnr_y"] == float("inf") and result["psnr_rgb"] == float("inf")
     assert result["ssim_y"] == pytest.approx(1.0) and result["tof"] == 0.0
+    assert result["lpips"] == 0.0 and result["tlp"] == 0.0
     assert "inf" in proc.stdout
 
     # a prediction that differs is scored like the library does
@@ -156,6 +163,7 @@ def test_checkpoint_of_another_model_is_refused(trained, tmp_path):
         (["--pred_dir=/nope/a"], "go together"),
         ([], "give --workdir"),
         (["--workdir=/nope/run", "--dataset=vid4"], "no checkpoints"),
+        (["--pred_dir=/tmp", "--gt_dir=/tmp", "--lpips_weights=/nope.npz"], "LPIPS weights /nope.npz not found"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):

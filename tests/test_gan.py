@@ -93,6 +93,10 @@ def test_gan_config_errors_are_named():
         train.validate_config(tiny_gan_config(**{"gan.discriminator": "unet"}))
     with pytest.raises(train.ConfigError, match="needs data.num_frames >= 3"):
         train.validate_config(tiny_gan_config(**{"gan.discriminator": "spatio_temporal"}))
+    with pytest.raises(train.ConfigError, match="gan.d_features must be comma-separated widths"):
+        train.validate_config(tiny_gan_config(**{"gan.d_features": "wide"}))
+    narrow = train.Critic(tiny_gan_config(**{"gan.discriminator": "vgg", "gan.d_features": "8,8,16,16,16"}))
+    assert narrow.module.features == (8, 8, 16, 16, 16)
     with pytest.raises(train.ConfigError, match="vgg_weights"):
         train.build_perceptual(tiny_gan_config(**{"loss.perceptual_weight": 1.0}))
 

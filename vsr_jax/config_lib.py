@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.gan.loss = ""  # "" = no discriminator | vanilla | lsgan | hinge | ragan
     c.gan.weight = 5e-3  # weight of the generator's adversarial term
     c.gan.discriminator = "vgg"  # vgg | patch | spatio_temporal
+    c.gan.d_features = ""  # the discriminator's block widths, comma-separated ("" = its published ones)
     c.gan.learning_rate = 1e-4  # the discriminator's (same schedule shape as the generator's)
     c.gan.d_steps = 1  # discriminator updates per generator update
     c.gan.pretrain_steps = 0  # warm-up steps on pixel (+ flow) loss only; the other terms start after

@@ -95,6 +95,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"unknown gan.discriminator {config.gan.discriminator!r}; available: {names}")
         if config.gan.discriminator == "spatio_temporal" and config.data.num_frames < 3:
             raise ConfigError("gan.discriminator=spatio_temporal needs data.num_frames >= 3 (it sees frame triplets)")
+        if config.gan.d_features and not all(f.strip().isdigit() for f in str(config.gan.d_features).split(",")):
+            raise ConfigError(
+                f"gan.d_features must be comma-separated widths like '32,64,128', got {config.gan.d_features!r}"
+            )
         if int(config.gan.d_steps) < 1:
             raise ConfigError(f"gan.d_steps must be >= 1, got {config.gan.d_steps}")
     if not 0.0 <= float(config.ema_decay) < 1.0:
@@ -251,7 +255,10 @@ class Critic:
 
         self.name = config.gan.discriminator
         self.scale = int(config.data.scale)
-        self.module = discriminators.create_discriminator(self.name, dtype=config.model.dtype)
+        kwargs = {"dtype": config.model.dtype}
+        if config.gan.d_features:
+            kwargs["features"] = tuple(int(f) for f in str(config.gan.d_features).split(","))
+        self.module = discriminators.create_discriminator(self.name, **kwargs)
         self._upsample = lambda x: layers.per_frame(lambda f: layers.upsample_bicubic(f, self.scale), x)
 
     def _inputs(self, frames, lr):

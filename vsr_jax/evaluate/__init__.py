@@ -114,6 +114,7 @@ def evaluate_clips(
     crop_border: int,
     frame_stride: int = 1,
     center_frame: bool = False,
+    lpips_weights: tuple | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """PSNR / SSIM (Y and RGB) and tOF of the model and of bicubic on whole clips.
@@ -124,6 +125,8 @@ def evaluate_clips(
       frame_stride: score every k-th frame (the model still sees every frame).
       center_frame: score only the middle frame of each clip (Vimeo-90K's published
         protocol: frame 4 of each septuplet); the model still sees the whole clip.
+      lpips_weights: (weights, net) from `vsr_jax.lpips.load_lpips`: adds "lpips" (mean
+        over frames) and "tlp" (TecoGAN's) for the model and bicubic.
       progress: called with the number of frames done after each clip.
     Returns:
       {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bicubic_<each>", "num_frames", "clips": {...}}
@@ -146,6 +149,15 @@ def evaluate_clips(
             for prefix, out in (("", to_uint8(sr)), ("bicubic_", to_uint8(bic))):
                 clip[f"{prefix}tof"] = ref.tof(out)
                 clip[f"{prefix}warp_error"] = ref.warping_error(out)
+        if lpips_weights is not None:
+            from vsr_jax import lpips
+
+            weights, net = lpips_weights
+            for prefix, out in (("", sr), ("bicubic_", bic)):
+                d = [lpips.distance(weights, out[i : i + 4], hr[i : i + 4] / 255.0, net) for i in range(0, len(hr), 4)]
+                clip[f"{prefix}lpips"] = float(np.mean(np.concatenate([np.asarray(v) for v in d])))
+                if temporal and len(frames) > 1:
+                    clip[f"{prefix}tlp"] = lpips.tlp(weights, to_uint8(out), hr, net)
         clips[pair.name] = clip
         if progress is not None:
             progress(len(frames))

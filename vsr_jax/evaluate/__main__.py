@@ -56,7 +56,9 @@ _PRED_DIR = flags.DEFINE_string("pred_dir", "", "Folder of SR frames (or of clip
 _GT_DIR = flags.DEFINE_string("gt_dir", "", "Ground truth for --pred_dir, same layout and names.")
 _OUT = flags.DEFINE_string("out", "", "--pred_dir: write metrics.json / metrics.csv here.")
 _COMPARE_OUT = flags.DEFINE_string("compare_out", "", "Several runs: write PREFIX.md and PREFIX.csv comparing them.")
-_LPIPS = flags.DEFINE_string("lpips_weights", "", "LPIPS weights file (LPIPS/tLP are not available yet).")
+_LPIPS = flags.DEFINE_string(
+    "lpips_weights", "", "LPIPS .npz (python -m vsr_jax.tools.convert_lpips): adds LPIPS and tLP (TecoGAN)."
+)
 
 
 def _fail(message: str) -> None:
@@ -105,6 +107,17 @@ def test_pairs(config, cache: dict):
 # ---------------------------------------------------------------- evaluating
 
 
+def _lpips(cache: dict):
+    """(weights, net) of --lpips_weights, loaded once; None without the flag."""
+    if not _LPIPS.value:
+        return None
+    if "lpips" not in cache:
+        from vsr_jax import lpips
+
+        cache["lpips"] = lpips.load_lpips(os.path.expanduser(_LPIPS.value))
+    return cache["lpips"]
+
+
 def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     """Evaluates one checkpoint; writes its metrics, CSV, figure and TensorBoard scalars."""
     import jax
@@ -133,6 +146,7 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
             crop_border=crop,
             frame_stride=_STRIDE.value,
             center_frame=_CENTER.value,
+            lpips_weights=_lpips(cache),
             progress=lambda n: bar.update(1),
         )
     own = not _DATASET.value or _DATASET.value == config.data.name
@@ -210,7 +224,8 @@ def compare_folders() -> dict:
         (os.path.basename(os.path.normpath(gt_root)), pred_root, gt_root)
     ]
     crop = max(_CROP.value, 0)
-    clips = {}
+    clips, cache = {}, {}
+    _lpips(cache)  # a bad weights file fails before any work
     for name, pred_path, gt_path in jobs[: _MAX_CLIPS.value or None]:
         if not os.path.exists(pred_path):
             _fail(f"{pred_root} has no {name!r} to compare with {gt_path}")
@@ -223,6 +238,13 @@ def compare_folders() -> dict:
         if len(gt) > 1:
             ref = temporal_metrics.TemporalReference(gt)
             clip["tof"], clip["warp_error"] = ref.tof(pred), ref.warping_error(pred)
+        if _lpips(cache) is not None:
+            from vsr_jax import lpips
+
+            weights, net = _lpips(cache)
+            clip["lpips"] = float(np.mean(np.asarray(lpips.distance(weights, pred / 255.0, gt / 255.0, net))))
+            if len(gt) > 1:
+                clip["tlp"] = lpips.tlp(weights, pred, gt, net)
         clips[os.path.splitext(name)[0]] = clip
     result = evaluate.summarize(clips)
     result.update(crop_border=crop, pred_dir=os.path.abspath(pred_root), gt_dir=os.path.abspath(gt_root))
@@ -236,7 +258,7 @@ def compare_folders() -> dict:
 
 def comparison_table(results: list[dict]) -> tuple[str, str]:
     """(markdown, csv) with one row per evaluated checkpoint."""
-    cols = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof", "warp_error"]
+    cols = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof", "warp_error", "lpips", "tlp"]
     head = ["run", "model", "step", "dataset", *cols, "bicubic_psnr_y", "bicubic_ssim_y"]
     rows = []
     for r in results:
@@ -266,8 +288,6 @@ def main(argv):
     from vsr_jax.errors import UserError
 
     cli.quiet_library_logs()
-    if _LPIPS.value:
-        _fail("LPIPS/tLP are not implemented yet; run without --lpips_weights")
     try:
         if _PRED_DIR.value or _GT_DIR.value:
             if not (_PRED_DIR.value and _GT_DIR.value):
@@ -278,6 +298,7 @@ def main(argv):
         if not workdirs:
             _fail("give --workdir=RUN (or --pred_dir/--gt_dir)")
         cache, results = {}, []
+        _lpips(cache)  # a bad weights file fails before any work
         for workdir in workdirs:
             if _WATCH.value:
                 results += watch(workdir, cache)
