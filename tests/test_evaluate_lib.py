@@ -106,3 +106,16 @@ def test_center_frame_protocol_scores_the_middle_frame_only():
     assert center["num_frames"] == 1 and "tof" not in center and "tof" in full
     assert center["psnr_y"] == pytest.approx(float(per_frame[3]), abs=1e-6)
     assert full["psnr_y"] == pytest.approx(float(per_frame.mean()), abs=1e-6)
+
+
+def test_figure_panels_show_the_crop_and_its_zoomed_middle():
+    rng = np.random.default_rng(5)
+    hr = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    lr = hr[::4, ::4]
+    sr = hr / 255.0
+    img = evaluate.panels(lr, sr, sr, hr, max_hw=(32, 40))
+    assert img.shape == (64, 160, 3) and img.dtype == np.uint8
+    crop = hr[16:48, 20:60]
+    np.testing.assert_array_equal(img[:32, 120:160], crop)  # HR, top row
+    # bottom row: the middle 8×10 of the crop, ×4 nearest
+    np.testing.assert_array_equal(img[32:, 120:160], np.repeat(np.repeat(crop[12:20, 15:25], 4, 0), 4, 1))

@@ -191,8 +191,13 @@ def format_table(result: dict, label: str = "model") -> str:
     return "\n".join(rows)
 
 
-def panels(lr_u8: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr_u8: np.ndarray, max_hw=(192, 256)):
-    """LR (nearest-upscaled) / bicubic / SR / HR of one frame as uint8 (H', 4·W', 3), centre crop."""
+def panels(lr_u8: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr_u8: np.ndarray, max_hw=(192, 256), zoom=4):
+    """LR (nearest-upscaled) / bicubic / SR / HR of one frame side by side, uint8.
+
+    Top row: a centre crop of up to `max_hw`; bottom row: the middle 1/`zoom` of that crop
+    enlarged ×`zoom` (nearest), so the detail each method recovers is visible.
+    (2·H', 4·W', 3) where (H', W') is the crop size.
+    """
     scale = hr_u8.shape[0] // lr_u8.shape[0]
     lr_big = np.repeat(np.repeat(lr_u8, scale, axis=0), scale, axis=1)
     to_u8 = lambda x: np.floor(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
@@ -200,7 +205,14 @@ def panels(lr_u8: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr_u8: np.nda
     h, w = hr_u8.shape[:2]
     ch, cw = min(h, max_hw[0]), min(w, max_hw[1])
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return np.concatenate([im[y0 : y0 + ch, x0 : x0 + cw] for im in imgs], axis=1)
+    crops = [im[y0 : y0 + ch, x0 : x0 + cw] for im in imgs]
+    zh, zw = max(1, ch // zoom), max(1, cw // zoom)
+    zy, zx = (ch - zh) // 2, (cw - zw) // 2
+    zoomed = []
+    for c in crops:
+        z = np.repeat(np.repeat(c[zy : zy + zh, zx : zx + zw], zoom, axis=0), zoom, axis=1)[:ch, :cw]
+        zoomed.append(np.pad(z, ((0, ch - z.shape[0]), (0, cw - z.shape[1]), (0, 0))))
+    return np.concatenate([np.concatenate(crops, axis=1), np.concatenate(zoomed, axis=1)], axis=0)
 
 
 def preview_rows(predict: Predict, pairs: Sequence, *, scale: int, context: int = 3):
