@@ -17,6 +17,7 @@ def tiny_gan_config(**overrides):
     config.batch_size = 4
     config.gan.loss = "vanilla"
     config.gan.discriminator = "patch"
+    config.gan.d_features = ""  # each discriminator's own widths
     config.gan.pretrain_steps = 2
     config.gan.weight = 0.1
     config.ema_decay = 0.9

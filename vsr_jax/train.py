@@ -290,7 +290,8 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
     adversarial. The first `gan.pretrain_steps` steps are a warm-up on the `WARMUP_TERMS`
     only (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up
-    they are not computed at all (`lax.cond`; logged as 0), nor is the discriminator. With a
+    they are not computed at all (logged as 0), nor is the discriminator: `jit_train_step`
+    compiles the two phases as two programs. With a
     `critic` the same step then makes `gan.d_steps` discriminator updates on the generator's
     output. EMA of the generator's params is
     updated every step when `ema_decay` > 0.
@@ -324,47 +325,33 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             out, flows = model.apply({"params": params}, x, train=True), None
         return out[:, :t], (losses.pingpong_loss(out) if pingpong else jnp.zeros((), jnp.float32)), flows
 
-    def step(state: TrainState, batch, frozen=None):
+    def step(state: TrainState, batch, frozen=None, adversarial: bool = True):
+        """One step; `adversarial` (static, a separate program per value) is False during
+        the warm-up: only the `WARMUP_TERMS` are computed and D is left alone. (Two programs
+        rather than a `lax.cond`: XLA:CPU runs convolution gradients inside a conditional
+        ~10x slower, as inside a loop.)"""
         lr, hr = batch["lr"], batch["hr"]
-        adversarial_on = state.step >= pretrain_steps
-
-        def after_warmup(term, *args):
-            """`term(*args)` once the warm-up is over, 0 before it (a cond: not computed then)."""
-            if pretrain_steps <= 0:
-                return term(*args)
-            return jax.lax.cond(adversarial_on, term, lambda *a: jnp.zeros((), jnp.float32), *args)
+        zero = jnp.zeros((), jnp.float32)
 
         def objective(params):
-            if weights["pingpong"] > 0:
-                # the backward half of the clip (~2x the generator's work) only once ping-pong
-                # is trained: a cond, so the warm-up steps do not pay for it (logged as 0 there)
-                sr, pingpong, flows = jax.lax.cond(
-                    adversarial_on, lambda p: generate(p, lr, True), lambda p: generate(p, lr, False), params
-                )
-            else:
-                sr, _, flows = generate(params, lr, False)
+            # the ping-pong pass plays the clip forward then backward (~2x the generator's work)
+            sr, pingpong, flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
             terms = {"pixel": pixel(sr, hr)}
             if weights["flow"] > 0:
                 terms["flow"] = losses.flow_warp_loss(lr, flows)
             if perceptual is not None and weights["perceptual"] > 0:
-                terms["perceptual"] = after_warmup(lambda s: perceptual(frozen, s, hr), sr)
+                terms["perceptual"] = perceptual(frozen, sr, hr) if adversarial else zero
             if weights["pingpong"] > 0:
                 terms["pingpong"] = pingpong
             if weights["temporal"] > 0:
                 hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
-                terms["temporal"] = after_warmup(lambda s: losses.temporal_consistency(s, hr, hr_flows), sr)
+                terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows) if adversarial else zero
             if critic is not None:
-
-                def adversarial(s):
-                    real = jax.lax.stop_gradient(critic(state.d_params, hr, lr))
-                    return losses.g_loss(gan_kind, real, critic(state.d_params, s, lr))
-
-                terms["adversarial"] = after_warmup(adversarial, sr)
-            # pixel (and the flow net's warp loss) from step 0; the rest after the warm-up
-            scale = {
-                k: jnp.asarray(weights[k], jnp.float32) * (1.0 if k in WARMUP_TERMS else adversarial_on) for k in terms
-            }
-            total = sum(scale[k] * v for k, v in terms.items())
+                real = jax.lax.stop_gradient(critic(state.d_params, hr, lr)) if adversarial else None
+                terms["adversarial"] = (
+                    losses.g_loss(gan_kind, real, critic(state.d_params, sr, lr)) if adversarial else zero
+                )
+            total = sum(jnp.asarray(weights[k], jnp.float32) * v for k, v in terms.items())
             return total, (terms, sr)
 
         (loss, (terms, sr)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
@@ -381,44 +368,52 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             "learning_rate": schedule(state.step),
         }
         if critic is not None:
-            fake = jax.lax.stop_gradient(sr)
+            d_loss = d_real = d_fake = zero  # the warm-up: D neither trained nor run
+            if adversarial:
+                fake = jax.lax.stop_gradient(sr)
 
-            def d_objective(d_params):
-                real_logits, fake_logits = critic(d_params, hr, lr), critic(d_params, fake, lr)
-                total = losses.d_loss(gan_kind, real_logits, fake_logits)
-                if r1_gamma > 0:
-                    total = total + 0.5 * r1_gamma * losses.r1_penalty(lambda x: critic(d_params, x, lr), hr)
-                return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
+                def d_objective(d_params):
+                    real_logits, fake_logits = critic(d_params, hr, lr), critic(d_params, fake, lr)
+                    total = losses.d_loss(gan_kind, real_logits, fake_logits)
+                    if r1_gamma > 0:
+                        total = total + 0.5 * r1_gamma * losses.r1_penalty(lambda x: critic(d_params, x, lr), hr)
+                    return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
 
-            def train_d(carry):
-                d_params, d_opt_state = carry
+                d_params, d_opt_state = state.d_params, state.d_opt_state
                 for _ in range(d_steps):
                     (d_loss, (d_real, d_fake)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
                     d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
                     d_params = optax.apply_updates(d_params, d_updates)
-                return d_params, d_opt_state, (d_loss, d_real, d_fake)
-
-            def keep_d(carry):  # the warm-up: D neither trained nor run (its metrics log as 0)
-                zero = jnp.zeros((), jnp.float32)
-                return carry[0], carry[1], (zero, zero, zero)
-
-            d_params, d_opt_state, (d_loss, d_real, d_fake) = jax.lax.cond(
-                adversarial_on, train_d, keep_d, (state.d_params, state.d_opt_state)
-            )
-            new = new.replace(d_params=d_params, d_opt_state=d_opt_state)
+                new = new.replace(d_params=d_params, d_opt_state=d_opt_state)
             out.update(loss_d=d_loss, d_real_logit=d_real, d_fake_logit=d_fake)
         return new, out
 
+    step.pretrain_steps = pretrain_steps
     return step
 
 
 def jit_train_step(step_fn, mesh, frozen=None):
     """Compiles `step_fn` over `mesh` (state replicated and donated, batch split) and binds
-    the fixed networks' params `frozen`: returns (state, batch) -> (state, metrics)."""
+    the fixed networks' params `frozen`: returns (state, batch) -> (state, metrics).
+
+    A step function with a warm-up (`step_fn.pretrain_steps` > 0) is compiled once per
+    phase; the phase is read from `state.step` (one scalar fetched per step then)."""
     rep, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    jitted = jax.jit(step_fn, in_shardings=(rep, data, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+    jitted = jax.jit(
+        step_fn,
+        in_shardings=(rep, data, rep),
+        out_shardings=(rep, rep),
+        donate_argnums=(0,),
+        static_argnums=(3,),  # adversarial
+    )
     frozen = jax.device_put(frozen, rep) if frozen is not None else None
-    return lambda state, batch: jitted(state, batch, frozen)
+    pretrain = int(getattr(step_fn, "pretrain_steps", 0))
+
+    def run(state, batch):
+        adversarial = pretrain <= 0 or int(jax.device_get(state.step)) >= pretrain
+        return jitted(state, batch, frozen, adversarial)
+
+    return run
 
 
 # -------------------------------------------------------------------------- the loop

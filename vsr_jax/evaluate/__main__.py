@@ -194,7 +194,9 @@ def watch(workdir: str, cache: dict) -> list[dict]:
             seen.add(step)
             try:
                 result = evaluate_checkpoint(workdir, step, cache)
-            except (checkpointing.CheckpointError, FileNotFoundError) as e:
+            except (checkpointing.CheckpointError, OSError, ValueError) as e:
+                if step in checkpoint_steps(workdir):
+                    raise  # still there: a real problem (e.g. another model's checkpoint)
                 # the trainer deleted it (keep-N) between listing and reading: move on
                 logging.warning("checkpoint %d of %s vanished before it was read (%s); skipped", step, workdir, e)
                 continue
