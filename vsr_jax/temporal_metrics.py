@@ -74,8 +74,7 @@ def tof_per_pair(output: np.ndarray, target: np.ndarray, *, skip_ends: int = 0) 
 
 def tof(output: np.ndarray, target: np.ndarray, *, skip_ends: int = 0) -> float:
     """Mean tOF of a clip (see `tof_per_pair`); NaN for a clip with fewer than 2 frames."""
-    values = tof_per_pair(output, target, skip_ends=skip_ends)
-    return float(values.mean()) if len(values) else float("nan")
+    return TemporalReference(target, skip_ends=skip_ends).tof(output)
 
 
 def _warp_back(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -95,10 +95,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"unknown gan.discriminator {config.gan.discriminator!r}; available: {names}")
         if config.gan.discriminator == "spatio_temporal" and config.data.num_frames < 3:
             raise ConfigError("gan.discriminator=spatio_temporal needs data.num_frames >= 3 (it sees frame triplets)")
-        if config.gan.d_features and not all(f.strip().isdigit() for f in str(config.gan.d_features).split(",")):
-            raise ConfigError(
-                f"gan.d_features must be comma-separated widths like '32,64,128', got {config.gan.d_features!r}"
-            )
+        discriminator_features(config)  # raises on a malformed gan.d_features
         if int(config.gan.d_steps) < 1:
             raise ConfigError(f"gan.d_steps must be >= 1, got {config.gan.d_steps}")
     if not 0.0 <= float(config.ema_decay) < 1.0:
@@ -106,9 +103,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
         if config.loss[key] > 0 and config.data.num_frames < 2:
             raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
+    model_class = models.get_model_class(config.model.name)
+    aligned = getattr(model_class, "sows_flows", False) and config.model.get("align", True)
     for key in ("flow_weight", "temporal_weight"):
-        model_class = models.get_model_class(config.model.name)
-        aligned = getattr(model_class, "sows_flows", False) and config.model.get("align", True)
         if config.loss[key] > 0 and not aligned:
             raise ConfigError(
                 f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
@@ -242,6 +239,16 @@ def build_perceptual(config):
     return perceptual, params
 
 
+def discriminator_features(config) -> tuple[int, ...]:
+    """`gan.d_features` ("32,64,128") as widths; () when empty. ConfigError when malformed."""
+    text = str(config.gan.d_features)
+    if not text:
+        return ()
+    if not all(f.strip().isdigit() for f in text.split(",")):
+        raise ConfigError(f"gan.d_features must be comma-separated widths like '32,64,128', got {text!r}")
+    return tuple(int(f) for f in text.split(","))
+
+
 class Critic:
     """The discriminator and how frames are fed to it: `critic(d_params, frames, lr)` -> logits.
 
@@ -257,7 +264,7 @@ class Critic:
         self.scale = int(config.data.scale)
         kwargs = {"dtype": config.model.dtype}
         if config.gan.d_features:
-            kwargs["features"] = tuple(int(f) for f in str(config.gan.d_features).split(","))
+            kwargs["features"] = discriminator_features(config)
         self.module = discriminators.create_discriminator(self.name, **kwargs)
         self._upsample = lambda x: layers.per_frame(lambda f: layers.upsample_bicubic(f, self.scale), x)
 
@@ -276,9 +283,6 @@ class Critic:
         return self.module.apply({"params": d_params}, x, cond=cond, train=True)
 
 
-WARMUP_TERMS = ("pixel", "flow")  # the loss terms trained during the first gan.pretrain_steps steps
-
-
 def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=None, perceptual=None):
     """The one train step of every model family: (state, batch, frozen) -> (state, metrics).
 
@@ -288,12 +292,11 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     warp loss on the model's LR flows, models that `sow` `flow_to_prev`); perceptual
     (`perceptual(frozen, sr, hr)`); ping-pong (the clip is played forward then backward
     through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
-    adversarial. The first `gan.pretrain_steps` steps are a warm-up on the `WARMUP_TERMS`
-    only (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up
-    they are not computed at all (logged as 0), nor is the discriminator: `jit_train_step`
-    compiles the two phases as two programs. With a
-    `critic` the same step then makes `gan.d_steps` discriminator updates on the generator's
-    output. EMA of the generator's params is
+    adversarial. The first `gan.pretrain_steps` steps are a warm-up on pixel and flow only
+    (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up they are
+    not computed at all (logged as 0), nor is the discriminator: `jit_train_step` compiles
+    the two phases as two programs. With a `critic` the same step then makes `gan.d_steps`
+    discriminator updates on the generator's output. EMA of the generator's params is
     updated every step when `ema_decay` > 0.
     """
     pixel = losses.pixel_loss(config.loss)
@@ -327,7 +330,7 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
 
     def step(state: TrainState, batch, frozen=None, adversarial: bool = True):
         """One step; `adversarial` (static, a separate program per value) is False during
-        the warm-up: only the `WARMUP_TERMS` are computed and D is left alone. (Two programs
+        the warm-up: only pixel and flow are computed and D is left alone. (Two programs
         rather than a `lax.cond`: XLA:CPU runs convolution gradients inside a conditional
         ~10x slower, as inside a loop.)"""
         lr, hr = batch["lr"], batch["hr"]

@@ -221,7 +221,7 @@ def compare_folders() -> dict:
     for flag, path in (("--pred_dir", pred_root), ("--gt_dir", gt_root)):
         if not os.path.exists(path):
             _fail(f"{flag} {path} does not exist")
-    names = datasets._clip_names(gt_root) if os.path.isdir(gt_root) else []  # noqa: SLF001
+    names = datasets.clip_names(gt_root) if os.path.isdir(gt_root) else []
     jobs = [(n, os.path.join(pred_root, n), os.path.join(gt_root, n)) for n in names] or [
         (os.path.basename(os.path.normpath(gt_root)), pred_root, gt_root)
     ]

@@ -56,7 +56,8 @@ def read_clip(path: str) -> np.ndarray:
     return video_io.read_frames(path)
 
 
-def _clip_names(root: str) -> list[str]:
+def clip_names(root: str) -> list[str]:
+    """The clip folders under `root` (sorted), else its video files; [] for a folder of frames."""
     entries = sorted(os.listdir(root))
     subdirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
     if subdirs:
@@ -83,7 +84,7 @@ def folder_pairs(
     """ClipPairs of the clip folders (or video files) under `gt_root` (or `gt_root` as one clip)."""
     if not os.path.isdir(gt_root):
         raise DatasetError(f"test set folder {gt_root} does not exist")
-    names = _clip_names(gt_root)
+    names = clip_names(gt_root)
     single = not names
     if single:  # a folder of frames: one clip
         names = [os.path.basename(os.path.normpath(gt_root))]
