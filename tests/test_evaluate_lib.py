@@ -9,14 +9,15 @@ from PIL import Image
 from vsr_jax import evaluate, models
 from vsr_jax.data import pipeline
 from vsr_jax.evaluate import datasets
+from vsr_jax.models import layers
 
 
 def test_the_eight_dihedral_transforms_invert_and_differ():
     x = jnp.arange(2 * 3 * 4 * 5 * 3, dtype=jnp.float32).reshape(2, 3, 4, 5, 3)
     seen = set()
     for k in range(8):
-        y = evaluate._dihedral(x, k)  # noqa: SLF001
-        np.testing.assert_array_equal(np.asarray(evaluate._dihedral(y, k, inverse=True)), np.asarray(x))  # noqa: SLF001
+        y = layers.dihedral(x, k)
+        np.testing.assert_array_equal(np.asarray(layers.dihedral(y, k, inverse=True)), np.asarray(x))
         seen.add(np.asarray(y).tobytes())
     assert len(seen) == 8
 
@@ -34,10 +35,7 @@ def test_self_ensemble_of_a_flip_invariant_model_changes_nothing_and_of_a_traine
         evaluate.make_predictor(model, noisy, num_frames=1, batch_frames=2, self_ensemble=e) for e in (False, True)
     )
     manual = np.mean(
-        [
-            np.asarray(evaluate._dihedral(plain(np.asarray(evaluate._dihedral(lr, k))), k, inverse=True))  # noqa: SLF001
-            for k in range(8)
-        ],
+        [np.asarray(layers.dihedral(plain(np.asarray(layers.dihedral(lr, k))), k, inverse=True)) for k in range(8)],
         axis=0,
     )
     assert np.abs(ens(lr) - plain(lr)).max() > 1e-3

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
 
 import numpy as np
 
@@ -68,3 +70,345 @@ def iter_image_folder(path: str | os.PathLike) -> Iterator[np.ndarray]:
 def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
     """Decodes a whole video file to RGB frames, (T, H, W, 3) uint8 (see `iter_frames`)."""
     return np.stack(list(iter_frames(path, max_frames)))
+
+
+# -- streaming: the upscaler's reader and writers --------------------------------------------
+
+# AVColorSpace values (what frames and streams carry) -> the matrix swscale converts with
+_MATRIX = {1: "ITU709", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts frame2 before frame10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def image_files(path: str) -> list[str]:
+    """The image files of a folder of frames, in natural order."""
+    return [
+        os.path.join(path, n)
+        for n in sorted((n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
+    ]
+
+
+@dataclasses.dataclass
+class VideoInfo:
+    """What the upscaler needs to know about an input before the first frame.
+
+    `frames`: the number of frames (counted by demuxing, not trusted from the header);
+    `time_base`: the unit of the frame timestamps; `rate`: the nominal frame rate;
+    `bit_depth`: 8 → frames are uint8, more → uint16 (full 16-bit range);
+    colour tags are FFmpeg's integer codes (2 = unspecified); `rotation`: the display
+    rotation in degrees (counter-clockwise), kept on the output.
+    """
+
+    path: str
+    width: int
+    height: int
+    frames: int
+    rate: Fraction
+    time_base: Fraction
+    pix_fmt: str
+    bit_depth: int
+    colorspace: int = 2
+    color_range: int = 0
+    color_primaries: int = 2
+    color_trc: int = 2
+    rotation: float = 0.0
+    is_folder: bool = False
+    other_streams: int = 0
+
+    @property
+    def dtype(self):
+        return np.uint8 if self.bit_depth <= 8 else np.uint16
+
+
+def _bit_depth(fmt) -> int:
+    return max(c.bits for c in fmt.components)
+
+
+def probe(path: str | os.PathLike, *, folder_fps: float = 25.0, allow_truncated: bool = False) -> VideoInfo:
+    """Opens a video file or a folder of frames and describes it (see `VideoInfo`).
+
+    The video stream is demuxed once without decoding to count its frames; a file whose
+    header promises more frames than it holds is reported as truncated (VideoError)
+    unless `allow_truncated`. Raises VideoError with what to do for anything unreadable.
+    """
+    import av
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        files = image_files(path)
+        if not files:
+            raise VideoError(f"{path} holds no video frames ({', '.join(IMAGE_EXTENSIONS)})")
+        first = read_image(files[0])
+        rate = Fraction(folder_fps).limit_denominator(1001)
+        return VideoInfo(
+            path, first.shape[1], first.shape[0], len(files), rate, 1 / rate, "rgb",
+            8 if first.dtype == np.uint8 else 16, is_folder=True,
+        )  # fmt: skip
+    if not os.path.exists(path):
+        raise VideoError(f"input not found: {path}")
+    if not os.path.isfile(path):
+        raise VideoError(f"{path} is not a file or a folder of frames")
+    if os.path.getsize(path) == 0:
+        raise VideoError(f"{path} is empty (0 bytes); is the copy complete?")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            promised = int(stream.frames or 0)
+            packets = sum(1 for p in container.demux(stream) if p.size)
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            frame = next(container.decode(stream), None)
+            other = sum(1 for s in container.streams if s.type in ("audio", "subtitle"))
+            rate = stream.guessed_rate or stream.average_rate or Fraction(25)
+            time_base = stream.time_base or 1 / Fraction(rate)
+    except av.error.FFmpegError as e:
+        raise VideoError(
+            f"cannot read {path} as a video ({e.__class__.__name__}: {e.strerror}); is it a video file?"
+        ) from e
+    if frame is None or packets == 0:
+        raise VideoError(f"{path} holds no video frames")
+    if promised and packets < promised and not allow_truncated:
+        raise VideoError(
+            f"{path} is truncated: its header promises {promised} frames but only {packets} are in the file; "
+            "re-copy it, or pass --allow_truncated to upscale what is there"
+        )
+    return VideoInfo(
+        path=path,
+        width=frame.width,
+        height=frame.height,
+        frames=packets,
+        rate=Fraction(rate),
+        time_base=Fraction(time_base),
+        pix_fmt=frame.format.name,
+        bit_depth=_bit_depth(frame.format),
+        colorspace=int(frame.colorspace),
+        color_range=int(frame.color_range),
+        color_primaries=int(frame.color_primaries),
+        color_trc=int(frame.color_trc),
+        rotation=float(frame.rotation or 0.0),
+        other_streams=other,
+    )
+
+
+def read_image(file: str) -> np.ndarray:
+    """One frame image -> RGB (h, w, 3) uint8, or uint16 for 16-bit images; gray is
+    replicated to RGB, alpha dropped. Raises VideoError for an unreadable file."""
+    import cv2
+
+    image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise VideoError(f"cannot read frame {file}; replace or remove it")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise VideoError(f"{file} has {image.dtype} pixels; save frames as 8- or 16-bit images")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    elif image.shape[-1] == 4:
+        image = image[..., :3]
+    elif image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return np.ascontiguousarray(image[..., ::-1])  # OpenCV's BGR -> RGB
+
+
+def decode(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (pts in `info.time_base`, RGB frame (h, w, 3) of `info.dtype`) from frame
+    `start` on. Timestamps are the file's (variable frame rates stay in sync); where a
+    file has none or they go backwards (raw streams, AVI with B-frames) they are
+    index / rate. Frames of another size than the first raise VideoError.
+    """
+    if info.is_folder:
+        for i, file in enumerate(image_files(info.path)[start:], start):
+            image = read_image(file)
+            if image.shape[:2] != (info.height, info.width) or image.dtype != info.dtype:
+                raise VideoError(
+                    f"frame {file} is {image.shape[1]}×{image.shape[0]} {image.dtype}, the first frame "
+                    f"{info.width}×{info.height} {np.dtype(info.dtype)}; all frames of a folder must match"
+                )
+            yield i, image
+        return
+    import av
+
+    fmt = "rgb24" if info.bit_depth <= 8 else "rgb48le"
+    last = None
+    try:
+        with av.open(info.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                pts = frame.pts
+                if pts is None or (last is not None and pts <= last):
+                    pts = round(i / info.rate / info.time_base)
+                last = pts
+                if i < start:
+                    continue
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise VideoError(
+                        f"{info.path}: frame {i} is {frame.width}×{frame.height}, the first "
+                        f"{info.width}×{info.height}; videos that change size mid-stream are not supported"
+                    )
+                yield pts, frame.to_ndarray(format=fmt)
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{info.path} could not be decoded past frame {last} ({e}); is the file damaged?") from e
+
+
+def output_pix_fmt(codec: str, info: VideoInfo, requested: str = "") -> str:
+    """The pixel format to encode with: `requested`, else the input's when `codec` can
+    write it, else yuv420p (8-bit input) / yuv420p10le (deeper input, if the codec can)."""
+    import av
+
+    formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or ())]
+    if requested:
+        if formats and requested not in formats:
+            raise VideoError(f"--pix_fmt={requested} cannot be written by {codec}; it writes {', '.join(formats)}")
+        return requested
+    if info.pix_fmt in formats and not info.pix_fmt.startswith("gray"):
+        return info.pix_fmt
+    if info.bit_depth > 8 and "yuv420p10le" in formats:
+        return "yuv420p10le"
+    return "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+
+
+@dataclasses.dataclass
+class EncodeSettings:
+    """How the video stream of the output is encoded (see `vsr-upscale --help`)."""
+
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str = "medium"
+    pix_fmt: str = "yuv420p"
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def codec_options(self) -> dict:
+        opts = {}
+        if self.crf is not None:
+            opts["crf"] = str(self.crf)
+            if self.codec == "libvpx-vp9":
+                opts["b"] = "0"  # constant quality mode
+        if self.preset:
+            if self.codec in ("libx264", "libx265"):
+                opts["preset"] = self.preset
+            elif self.codec == "libsvtav1" and self.preset.isdigit():
+                opts["preset"] = self.preset
+        opts.update(self.options)
+        return opts
+
+
+class SegmentEncoder:
+    """Encodes RGB frames with their timestamps into one segment file (mp4, so that any
+    time base survives exactly; the final output is remuxed from the segments).
+
+    Frames are converted to `settings.pix_fmt` with the input's colour matrix and range,
+    and the output carries the input's colour tags and display rotation.
+    """
+
+    def __init__(self, path: str, info: VideoInfo, width: int, height: int, settings: EncodeSettings):
+        import av
+
+        self._av = av
+        self.container = av.open(path, "w", format="mp4", options={"movie_timescale": "90000"})
+        try:
+            stream = self.container.add_stream(settings.codec, rate=info.rate, options=settings.codec_options())
+        except (av.error.FFmpegError, ValueError) as e:
+            self.container.close()
+            raise VideoError(f"cannot encode with codec {settings.codec!r} ({e})") from e
+        stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
+        cc = stream.codec_context
+        cc.time_base = info.time_base
+        cc.colorspace, cc.color_primaries, cc.color_trc = info.colorspace, info.color_primaries, info.color_trc
+        cc.color_range = info.color_range or 1
+        if info.rotation:
+            stream.set_display_rotation(info.rotation)
+        self.stream, self.info, self.settings = stream, info, settings
+        self._matrix = _MATRIX.get(info.colorspace, "ITU601")
+        self._range = "JPEG" if info.color_range == 2 else "MPEG"
+
+    def write(self, pts: int, rgb: np.ndarray) -> None:
+        av = self._av
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+        frame = frame.reformat(format=self.settings.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
+        frame.pts, frame.time_base = int(pts), self.info.time_base
+        frame.colorspace, frame.color_primaries, frame.color_trc = (
+            self.info.colorspace,
+            self.info.color_primaries,
+            self.info.color_trc,
+        )
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 — the file is deleted next anyway
+            pass
+
+
+def remux(segments: Sequence[str], source: str | None, output: str, *, copy_streams: bool = True) -> list[str]:
+    """Joins encoded video segments into `output` (container from its extension) and
+    copies the audio and subtitle streams of `source` unchanged (no re-encoding), with
+    the container's and streams' metadata. Packets are interleaved by time. Returns
+    warnings about streams that could not be kept (e.g. mov_text subtitles into .mkv).
+    """
+    import heapq
+
+    import av
+
+    warnings = []
+    with av.open(segments[0]) as first, av.open(output, "w") as out:
+        vstream = out.add_stream_from_template(first.streams.video[0])
+        inp = av.open(source) if source and copy_streams else None
+        try:
+            copies = {}
+            if inp is not None:
+                out.metadata.update(inp.metadata)
+                vstream.metadata.update(inp.streams.video[0].metadata)
+                for s in inp.streams:
+                    if s.type not in ("audio", "subtitle"):
+                        if s.type != "video":
+                            warnings.append(f"{s.type} stream {s.index} ({s.codec_context.name}) is not copied")
+                        continue
+                    try:
+                        o = out.add_stream_from_template(s)
+                    except ValueError as e:
+                        warnings.append(f"{s.type} stream {s.index} dropped: {e}")
+                        continue
+                    o.metadata.update(s.metadata)
+                    copies[s.index] = o
+
+            def video_packets():
+                last = None
+                for seg in segments:
+                    with av.open(seg) as c:
+                        for p in c.demux(c.streams.video[0]):
+                            if not p.size:
+                                continue
+                            if p.dts is not None and last is not None and p.dts <= last:
+                                p.dts = last + 1  # variable frame rates across a segment joint; still ≤ pts
+                            last = p.dts
+                            p.stream = vstream
+                            yield p
+
+            def other_packets():
+                if not copies:
+                    return
+                for p in inp.demux(*[inp.streams[i] for i in copies]):
+                    if p.size:
+                        p.stream = copies[p.stream_index]
+                        yield p
+
+            def key(p):
+                t = p.dts if p.dts is not None else p.pts
+                return float(t * p.time_base) if t is not None else 0.0
+
+            for p in heapq.merge(video_packets(), other_packets(), key=key):
+                out.mux(p)
+        finally:
+            if inp is not None:
+                inp.close()
+    return warnings

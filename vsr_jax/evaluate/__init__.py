@@ -22,22 +22,9 @@ import numpy as np
 
 from vsr_jax import metrics, temporal_metrics
 from vsr_jax.data import degrade
+from vsr_jax.models import layers
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
-
-
-def _dihedral(x, k: int, inverse: bool = False):
-    """The k-th of the 8 flips/transposes of the spatial axes (−3, −2) of x, or its inverse."""
-    flip_h, flip_w, transpose = k & 1, k & 2, k & 4
-    if inverse and transpose:
-        x = jnp.swapaxes(x, -3, -2)
-    if flip_h:
-        x = jnp.flip(x, -3)
-    if flip_w:
-        x = jnp.flip(x, -2)
-    if not inverse and transpose:
-        x = jnp.swapaxes(x, -3, -2)
-    return x
 
 
 def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8, self_ensemble: bool = False) -> Predict:
@@ -53,7 +40,9 @@ def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8, sel
     def forward(p, x):
         if not self_ensemble:
             return model.apply({"params": p}, x, train=False)
-        outs = [_dihedral(model.apply({"params": p}, _dihedral(x, k), train=False), k, True) for k in range(8)]
+        outs = [
+            layers.dihedral(model.apply({"params": p}, layers.dihedral(x, k), train=False), k, True) for k in range(8)
+        ]
         return sum(outs) / 8.0
 
     apply = jax.jit(lambda p, x: jnp.clip(forward(p, x), 0.0, 1.0))

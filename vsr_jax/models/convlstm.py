@@ -169,15 +169,41 @@ class ConvLSTMVSR(nn.Module):
         )
         return flow_lib.clip_flows(flownet, lr, self.bidirectional)
 
+    @property
+    def carries_state(self) -> bool:
+        """Forward-only models stream chunk by chunk with `state`; bidirectional ones need windows."""
+        return not self.bidirectional
+
+    def initial_state(self, lr_first):
+        """The state before a video's first frame, LR (N, h, w, 3) -> {"c", "h", "lr"}.
+
+        A zero ConvLSTM carry: warping it gives zeros whatever the flow, so the first
+        frame's flow (to itself here) does not matter, as in the one-shot call.
+        """
+        c, h = ConvLSTMCell.initialize_carry(lr_first.shape[:3], self.features, self.dtype)
+        return {"c": c, "h": h, "lr": jnp.asarray(lr_first, jnp.float32)}
+
     @nn.compact
-    def __call__(self, lr, train: bool = False):
+    def __call__(self, lr, train: bool = False, state=None):
+        """LR (N,T,h,w,3) -> SR (N,T,H,W,3); with `state` -> (SR, state after the last frame).
+
+        `state` (forward-only models; from `initial_state` or a previous call) holds the
+        ConvLSTM carry and the previous LR frame (N,h,w,3): a video cut into chunks gives
+        the same frames as one call on the whole video.
+        """
         del train  # no dropout / batch norm
         if lr.ndim != 5:
             raise ValueError(f"convlstm_vsr expects LR clips (N,T,h,w,3), got shape {lr.shape}")
         layers.upsample_factors(self.scale)  # fail early on an unsupported scale
+        if state is not None and self.bidirectional:
+            raise ValueError("a bidirectional convlstm_vsr sees whole windows; it cannot carry a state")
         n, t, h, w, _ = lr.shape
         f = self.features
-        to_prev, to_next = self._flows(lr)
+        if state is None:
+            to_prev, to_next = self._flows(lr)
+        else:  # the flow of the chunk's first frame is to the previous chunk's last
+            to_prev, to_next = self._flows(jnp.concatenate([jnp.asarray(state["lr"], lr.dtype)[:, None], lr], axis=1))
+            to_prev = to_prev[:, 1:]
         if self.align:
             self.sow("intermediates", "flow_to_prev", to_prev)
 
@@ -188,8 +214,8 @@ class ConvLSTMVSR(nn.Module):
             return x
 
         feats = layers.per_frame(extract, lr)  # (N, T, h, w, F)
-        carry = ConvLSTMCell.initialize_carry((n, h, w), f, self.dtype)
-        _, hidden = scan_propagate(
+        carry = ConvLSTMCell.initialize_carry((n, h, w), f, self.dtype) if state is None else (state["c"], state["h"])
+        final, hidden = scan_propagate(
             f, self.kernel_size, self.align, self.dtype, reverse=False, unroll=self.unroll, name="forward"
         )(carry, (feats, to_prev))
         if self.bidirectional:
@@ -207,4 +233,7 @@ class ConvLSTMVSR(nn.Module):
             return nn.Conv(3, (3, 3), kernel_init=zeros, dtype=self.dtype, name="output_conv")(x)
 
         residual = layers.per_frame(reconstruct, hidden).astype(jnp.float32)
-        return residual + layers.per_frame(lambda x: layers.upsample_bicubic(x, self.scale), lr)
+        sr = residual + layers.per_frame(lambda x: layers.upsample_bicubic(x, self.scale), lr)
+        if state is None:
+            return sr
+        return sr, {"c": final[0], "h": final[1], "lr": lr[:, -1].astype(jnp.float32)}

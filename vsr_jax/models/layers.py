@@ -153,3 +153,17 @@ class PixelShuffleUpsampler(nn.Module):
             x = Conv(self.features * r * r, 3, impl=self.conv_impl, dtype=self.dtype, name=f"Conv_{i}")(x)
             x = nn.leaky_relu(pixel_shuffle(x, r), 0.1)
         return x
+
+
+def dihedral(x, k: int, inverse: bool = False):
+    """The k-th (0..7) of the 8 flips/transposes of the spatial axes (−3, −2) of x, or its inverse."""
+    flip_h, flip_w, transpose = k & 1, k & 2, k & 4
+    if inverse and transpose:
+        x = jnp.swapaxes(x, -3, -2)
+    if flip_h:
+        x = jnp.flip(x, -3)
+    if flip_w:
+        x = jnp.flip(x, -2)
+    if not inverse and transpose:
+        x = jnp.swapaxes(x, -3, -2)
+    return x

@@ -90,13 +90,33 @@ class FrameRecurrentGenerator(nn.Module):
     unroll: int = 1
     dtype: Any = jnp.float32
 
+    carries_state: ClassVar[bool] = True  # streams chunk by chunk with `state` (see __call__)
+
+    def initial_state(self, lr_first):
+        """The state before a video's first frame, LR (N, h, w, 3) -> {"sr", "lr"}.
+
+        A black previous output: warping it gives black whatever the flow, so the first
+        frame's flow (to itself here) does not matter, as in the one-shot call.
+        """
+        n, h, w, _ = lr_first.shape
+        s = self.scale
+        return {"sr": jnp.zeros((n, h * s, w * s, 3), jnp.float32), "lr": jnp.asarray(lr_first, jnp.float32)}
+
     @nn.compact
-    def __call__(self, lr, train: bool = False):
+    def __call__(self, lr, train: bool = False, state=None):
+        """LR (N,T,h,w,3) -> SR (N,T,H,W,3); with `state` -> (SR, state after the last frame).
+
+        `state` (from `initial_state` or a previous call) holds the previous SR output
+        (N,H,W,3) and LR frame (N,h,w,3): a video cut into chunks gives the same frames as
+        one call on the whole video.
+        """
         del train  # no dropout / batch norm
         if lr.ndim != 5:
             raise ValueError(f"recurrent_gan expects LR clips (N,T,h,w,3), got shape {lr.shape}")
-        n, t, h, w, _ = lr.shape
         layers.upsample_factors(self.scale)  # fail early on an unsupported scale
+        if state is not None:  # the flow of the chunk's first frame is to the previous chunk's last
+            lr = jnp.concatenate([jnp.asarray(state["lr"], lr.dtype)[:, None], lr], axis=1)
+        n, t, h, w, _ = lr.shape
         to_prev = jnp.zeros((n, 1, h, w, 2), jnp.float32)
         if t > 1:
             flownet = flow_lib.SpyNetLite(
@@ -107,7 +127,7 @@ class FrameRecurrentGenerator(nn.Module):
                 name="flownet",
             )
             to_prev, _ = flow_lib.clip_flows(flownet, lr)
-        self.sow("intermediates", "flow_to_prev", to_prev)
+        self.sow("intermediates", "flow_to_prev", to_prev if state is None else to_prev[:, 1:])
         step = nn.scan(
             _FrameStep,
             variable_broadcast="params",
@@ -116,6 +136,9 @@ class FrameRecurrentGenerator(nn.Module):
             out_axes=1,
             unroll=self.unroll,
         )(self.scale, self.features, self.num_blocks, self.dtype, name="recurrent")
-        black = jnp.zeros((n, h * self.scale, w * self.scale, 3), jnp.float32)
-        _, sr = step(black, (lr.astype(jnp.float32), to_prev))
-        return sr
+        if state is None:
+            black = jnp.zeros((n, h * self.scale, w * self.scale, 3), jnp.float32)
+            _, sr = step(black, (lr.astype(jnp.float32), to_prev))
+            return sr
+        last, sr = step(jnp.asarray(state["sr"], jnp.float32), (lr[:, 1:].astype(jnp.float32), to_prev[:, 1:]))
+        return sr, {"sr": last, "lr": lr[:, -1].astype(jnp.float32)}

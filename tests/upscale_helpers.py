@@ -1,0 +1,129 @@
+"""What the upscaler tests share: small checkpoints written directly (random, perturbed
+params: no training needed) and short videos encoded with PyAV, some with audio and
+variable-frame-rate timestamps."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tests.conftest import load_config
+from vsr_jax import checkpointing, config_lib, models
+
+TINY_MODELS = {
+    "srcnn": dict(model={"name": "srcnn"}, num_frames=1),
+    "recurrent_gan": dict(
+        model={"name": "recurrent_gan", "features": 8, "num_blocks": 1, "flow_features": (8, 8, 8, 8)}, num_frames=5
+    ),
+    "convlstm_bi": dict(
+        model={
+            "name": "convlstm_vsr",
+            "features": 8,
+            "extract_blocks": 1,
+            "recon_blocks": 1,
+            "flow_features": (8, 8, 8, 8),
+            "bidirectional": True,
+        },
+        num_frames=5,
+    ),
+}
+
+
+def tiny_config(kind: str, scale: int = 2):
+    spec = TINY_MODELS[kind]
+    config = load_config("unet")
+    config.model = config_lib.ml_collections.ConfigDict(spec["model"])
+    config.data.scale = scale
+    config.data.num_frames = spec["num_frames"]
+    config.data.patch_size = 16
+    return config
+
+
+def write_checkpoint(workdir, kind: str, scale: int = 2, seed: int = 0):
+    """A run folder with one checkpoint (step 1) of a tiny `kind` model; returns (model, params)."""
+    config = tiny_config(kind, scale)
+    model = models.create_model(config.model.name, scale, config_lib.model_kwargs(config))
+    t = config.data.num_frames
+    params = models.init_variables(model, jax.random.key(seed), jnp.zeros((1, t, 16, 16, 3)))["params"]
+    # zero-initialised output convs make an untrained model plain bicubic: perturb every weight
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    params = jax.tree.unflatten(tree, [x + 0.03 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    ckpt = checkpointing.Checkpointer(str(workdir), save_every=1, async_save=False)
+    ckpt.save(1, {"params": params, "step": jnp.asarray(1)}, config.to_dict(), {"step": 1}, force=True)
+    ckpt.close()
+    return model, params
+
+
+def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """n smooth RGB frames (n, h, w, 3) uint8 of a pattern that moves a pixel per frame."""
+    rng = np.random.default_rng(seed)
+    big = rng.random((h // 4 + 8, (w + n) // 4 + 8, 3))
+    import cv2
+
+    big = cv2.resize(big, (big.shape[1] * 4, big.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
+    return np.stack([np.clip(big[:h, i : i + w] * 255, 0, 255).astype(np.uint8) for i in range(n)])
+
+
+def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25, audio=False, codec="libx264",
+                pix_fmt="yuv420p", options=None, subtitles=False, rotation=0):  # fmt: skip
+    """Encodes frames (T, h, w, 3) uint8 (or uint16 for 10-bit pix_fmts) with timestamps
+    `pts` (in `time_base`; default: constant rate), optionally a 48 kHz AAC sine track."""
+    import av
+
+    frames = np.asarray(frames)
+    if pts is None:
+        pts = [round(i / rate / time_base) for i in range(len(frames))]
+    with av.open(os.fspath(path), "w") as out:
+        v = out.add_stream(codec, rate=rate, options=options or {"crf": "10"})
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        v.codec_context.time_base = time_base
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = out.add_stream("aac", rate=48000)
+            a.layout = "stereo"
+            a.metadata["language"] = "eng"
+        fmt = "rgb24" if frames.dtype == np.uint8 else "rgb48le"
+        for p, f in zip(pts, frames):
+            frame = av.VideoFrame.from_ndarray(f, format=fmt)
+            frame.pts, frame.time_base = int(p), time_base
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        if a is not None:
+            seconds = float(pts[-1] * time_base) + 0.5
+            n = int(seconds * 48000) // 1024 * 1024
+            t = np.arange(n) / 48000
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for i in range(0, n, 1024):
+                af = av.AudioFrame.from_ndarray(np.stack([tone[i : i + 1024]] * 2), format="fltp", layout="stereo")
+                af.sample_rate, af.pts = 48000, i
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+
+
+def read_video(path):
+    """(frames (T, H, W, 3) uint8, pts in seconds as Fractions) of a video's first video stream."""
+    import av
+
+    frames, times = [], []
+    with av.open(os.fspath(path)) as c:
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            times.append(f.pts * f.time_base)
+    return np.stack(frames), times
+
+
+def audio_packets(path):
+    """[(pts seconds, bytes)] of a file's audio packets."""
+    import av
+
+    with av.open(os.fspath(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]

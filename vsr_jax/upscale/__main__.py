@@ -1,0 +1,190 @@
+"""vsr-upscale: streams a video (or a folder of frames, or a folder of videos) through a
+trained model, with bounded memory, the audio kept, and resume after a crash.
+
+    vsr-upscale IN.mp4 -o OUT.mp4 --workdir=RUN            # the run's newest checkpoint
+    vsr-upscale IN.mkv -o OUT.mkv --workdir=RUN --crf=16 --preset=slow --pix_fmt=yuv420p10le
+    vsr-upscale IN.mp4 -o frames_out/ --workdir=RUN         # a folder of PNG frames
+    vsr-upscale frames_in/ -o OUT.mp4 --workdir=RUN --fps=30
+    vsr-upscale videos/ -o upscaled/ --workdir=RUN          # every video of a folder
+    vsr-upscale BIG.mp4 -o OUT.mp4 --workdir=RUN --tile=256 --tile_pad=24 --bf16
+
+Run the same command again after an interruption to continue where it stopped (see
+`vsr_jax.upscale.job`). Errors in the input print one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from vsr_jax import cli
+from vsr_jax.errors import UserError
+
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Output video (.mp4/.mkv/.mov/.webm) or folder of PNG frames.", short_name="o"
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training run whose checkpoint to use (its config is inside).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+_CODEC = flags.DEFINE_string(
+    "codec", "", "Video encoder: libx264, libx265, libvpx-vp9, libsvtav1 (default: by extension)."
+)
+_CRF = flags.DEFINE_integer("crf", 18, "Constant quality (lower: better, bigger; x264/x265 ~18 is visually lossless).")
+_PRESET = flags.DEFINE_string("preset", "medium", "Encoder speed/size preset (x264/x265: ultrafast … veryslow).")
+_PIX_FMT = flags.DEFINE_string("pix_fmt", "", "Output pixel format, e.g. yuv420p, yuv420p10le (default: the input's).")
+_CHUNK = flags.DEFINE_integer("chunk", 0, "Frames per model call / window length (0: 4 image, 8 recurrent, 16 window).")
+_OVERLAP = flags.DEFINE_integer("overlap", 4, "Bidirectional models: frames shared by neighbouring windows.")
+_TILE = flags.DEFINE_integer("tile", 0, "Cut frames into tiles of this many LR pixels (0: whole frames).")
+_TILE_PAD = flags.DEFINE_integer("tile_pad", 16, "LR pixels of context around each tile.")
+_TILE_BATCH = flags.DEFINE_integer("tile_batch", 1, "Tiles per model call.")
+_BF16 = flags.DEFINE_bool("bf16", False, "Compute in bfloat16 (params stay float32): faster on TPU/GPU.")
+_ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Mean over the 8 flips/transposes (8× slower, ~+0.1 dB).")
+_SEGMENT = flags.DEFINE_integer("segment_frames", 240, "Frames per resumable segment.")
+_QUEUE = flags.DEFINE_integer("queue", 16, "Frames buffered between decoder, model and encoder.")
+_FPS = flags.DEFINE_float("fps", 25.0, "Frame rate of a folder-of-frames input.")
+_COPY = flags.DEFINE_bool("copy_streams", True, "Copy the input's audio and subtitle streams (no re-encoding).")
+_TRUNCATED = flags.DEFINE_bool("allow_truncated", False, "Upscale what a truncated file holds instead of refusing.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+_EXT = flags.DEFINE_string("ext", "", "Batch mode: output container extension (default: the input's, else .mp4).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar (frames/s, ETA).")
+
+WRITABLE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_model(workdir: str, step: int | None, bf16: bool):
+    """The checkpoint's generator (EMA when kept) as a `job.Model`; bad checkpoints are UserErrors."""
+    from vsr_jax import checkpointing, config_lib, models
+    from vsr_jax.evaluate.runs import load_run
+    from vsr_jax.upscale import job
+
+    if not workdir:
+        raise UserError("--workdir is required: the training run whose checkpoint upscales")
+    try:
+        config, model, params, step = load_run(workdir, step)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 — Orbax/tensorstore errors on a damaged checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise checkpointing.CheckpointError(
+            f"cannot read the checkpoint in {workdir} ({type(e).__name__}: {first[:200]}); "
+            "is it complete? use another --step or re-copy the run"
+        ) from None
+    if bf16:
+        kwargs = {**config_lib.model_kwargs(config), "dtype": "bfloat16"}
+        model = models.create_model(config.model.name, int(config.data.scale), kwargs)
+    label = f"{os.path.realpath(workdir)}@{step}{'/bf16' if bf16 else ''}"
+    log(f"model: {config.model.name} x{config.data.scale} from {workdir} step {step}{' (bfloat16)' if bf16 else ''}")
+    return job.Model(model, params, int(config.data.num_frames), label)
+
+
+def _options():
+    from vsr_jax.upscale import job
+
+    return job.Options(
+        chunk=_CHUNK.value,
+        overlap=_OVERLAP.value,
+        tile=_TILE.value,
+        tile_pad=_TILE_PAD.value,
+        tile_batch=_TILE_BATCH.value,
+        self_ensemble=_ENSEMBLE.value,
+        segment_frames=_SEGMENT.value,
+        queue=_QUEUE.value,
+        codec=_CODEC.value,
+        crf=_CRF.value,
+        preset=_PRESET.value,
+        pix_fmt=_PIX_FMT.value,
+        copy_streams=_COPY.value,
+        allow_truncated=_TRUNCATED.value,
+        folder_fps=_FPS.value,
+        progress=_PROGRESS.value,
+    )
+
+
+def plan(inputs: list[str], output: str) -> list[tuple[str, str]]:
+    """(input, output) pairs: one file or frame folder -> `output`; a folder of videos (or
+    several inputs) -> one output per video inside the folder `output`."""
+    from vsr_jax import video_io
+
+    if not inputs:
+        raise UserError("give an input video, folder of frames or folder of videos: vsr-upscale IN -o OUT")
+    if not output:
+        raise UserError("-o/--output is required (a video file, or a folder for PNG frames or batch mode)")
+    videos = []
+    for path in inputs:
+        if not os.path.exists(path):
+            raise UserError(f"input not found: {path}")
+        if os.path.isdir(path) and not video_io.image_files(path):
+            found = sorted(
+                os.path.join(path, n)
+                for n in os.listdir(path)
+                if n.lower().endswith(video_io.VIDEO_EXTENSIONS) and not n.startswith(".")
+            )
+            if not found:
+                raise UserError(f"{path} holds neither frames ({', '.join(video_io.IMAGE_EXTENSIONS)}) nor videos")
+            videos += found
+        else:
+            videos.append(path)
+    if len(inputs) == 1 and videos == inputs:
+        return [(inputs[0], output)]
+    if os.path.splitext(output)[1].lower() in video_io.VIDEO_EXTENSIONS:
+        raise UserError(f"several inputs need a folder as output, not {output}")
+    os.makedirs(output, exist_ok=True)
+    pairs = []
+    for v in videos:
+        stem, ext = os.path.splitext(os.path.basename(v.rstrip(os.sep)))
+        ext = _EXT.value or (ext.lower() if ext.lower() in WRITABLE_EXTENSIONS else ".mp4")
+        pairs.append((v, os.path.join(output, stem + (ext if ext.startswith(".") else "." + ext))))
+    return pairs
+
+
+def main(argv):
+    from vsr_jax.upscale import job
+
+    cli.quiet_library_logs()
+    try:
+        pairs = plan(argv[1:], _OUTPUT.value)
+        batch = len(pairs) > 1 or pairs[0][1] != _OUTPUT.value
+        for source, output in pairs:
+            if batch and os.path.exists(output) and not _OVERWRITE.value:
+                continue  # a batch run again skips what is done
+            job.check_paths(source, output, _OVERWRITE.value)
+        model = load_model(_WORKDIR.value, _STEP.value, _BF16.value)
+        options = _options()
+    except UserError as e:
+        log(f"vsr-upscale: error: {e}")
+        sys.exit(1)
+    failed = 0
+    for source, output in pairs:
+        if batch and os.path.exists(output) and not _OVERWRITE.value:
+            log(f"{output} exists, skipped")
+            continue
+        try:
+            report = job.run(model, source, output, options, log=log)
+        except UserError as e:
+            log(f"vsr-upscale: error: {e}")
+            failed += 1
+            continue
+        except KeyboardInterrupt:
+            log(f"vsr-upscale: interrupted; run the same command again to resume {output}")
+            sys.exit(130)
+        log(
+            f"wrote {output}: {report.frames} frames, {report.fps:.2f} frames/s "
+            f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f}, encode {report.encode_s:.1f})"
+        )
+    if failed:
+        log(f"vsr-upscale: {failed} of {len(pairs)} inputs failed")
+        sys.exit(1)
+
+
+def run():
+    """Console-script entry point (`vsr-upscale`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,287 @@
+"""The model side of the upscaler: a video's frames in, its super-resolved frames out, in
+order, with bounded memory in both length and frame size.
+
+How a video is cut depends on the model (see `stream_mode`):
+
+* ``frames`` — single-image models (`config.data.num_frames == 1`): chunks of `chunk`
+  frames are one batch; every frame is independent.
+* ``recurrent`` — forward (causal) recurrent models (`carries_state`, e.g. recurrent_gan,
+  convlstm_vsr): chunks of `chunk` frames, the recurrent state carried from one chunk to
+  the next, so the frames equal those of one call on the whole video (to float rounding).
+* ``windows`` — other video models (bidirectional convlstm_vsr): windows of `chunk` frames
+  overlapping by `overlap` (≤ chunk/2). In an overlap the two windows' outputs are
+  cross-faded with weights that ramp linearly across it, so no frame switches abruptly
+  from one window to the next. The last window ends at the last frame (it overlaps its
+  neighbour more). A frame sees at least `overlap` frames of context on each side, except
+  near the ends of the video.
+
+Large frames are cut into tiles of `tile`×`tile` LR pixels, each widened by `tile_pad`
+pixels of context on every side (clamped to the frame: a tile at the border is shifted
+inward, so every tile has one shape and one compiled program serves them all). Only the
+tile's own area of the output is kept. A convolutional model whose receptive field
+radius is at most `tile_pad` gives the same frames tiled as untiled; a recurrent model's
+tiles each carry their own state (its receptive field grows with time, so tiles are an
+approximation there: use a large `tile_pad`).
+
+Frames are uint8 or uint16 (T, h, w, 3) numpy arrays in, the same dtype (T, H, W, 3) out.
+This module does not import TensorFlow or the training code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vsr_jax.models import layers
+
+MODES = ("frames", "recurrent", "windows")
+
+
+def stream_mode(model, num_frames: int) -> str:
+    """How a video is cut for `model`: 'frames', 'recurrent' or 'windows' (module docstring)."""
+    if num_frames <= 1:
+        return "frames"
+    return "recurrent" if getattr(model, "carries_state", False) else "windows"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """One tile: the window the model sees (`src`) and where its own area goes (`dst`).
+
+    src = (y0, x0) of a (win_h, win_w) LR window; dst = (y0, y1, x0, x1) of the LR area it
+    owns; the area sits at (dst.y0 − src.y0, dst.x0 − src.x0) inside the window.
+    """
+
+    src: tuple[int, int]
+    dst: tuple[int, int, int, int]
+
+
+def tile_grid(h: int, w: int, tile: int, pad: int) -> tuple[tuple[int, int], list[Tile]]:
+    """((win_h, win_w), tiles) covering an h×w frame; one whole-frame tile when `tile` is 0
+    or the padded tile would cover the frame anyway."""
+
+    def axis(n):
+        if tile <= 0 or tile + 2 * pad >= n:
+            return n, [(0, 0, n)]
+        win = tile + 2 * pad
+        return win, [(min(max(s - pad, 0), n - win), s, min(s + tile, n)) for s in range(0, n, tile)]
+
+    win_h, rows = axis(h)
+    win_w, cols = axis(w)
+    tiles = [Tile((sy, sx), (y0, y1, x0, x1)) for sy, y0, y1 in rows for sx, x0, x1 in cols]
+    return (win_h, win_w), tiles
+
+
+class Upscaler:
+    """Super-resolves a stream of LR frames with a model and its params.
+
+    Args:
+      model, params: a registered generator (see `vsr_jax.models`) and its params.
+      mode: 'frames', 'recurrent' or 'windows' (`stream_mode`).
+      chunk: frames per model call (the window length in 'windows' mode).
+      overlap: 'windows' mode: frames shared by neighbouring windows (≤ chunk // 2).
+      tile, tile_pad, tile_batch: LR tile size (0: whole frames), context pixels around a
+        tile, tiles per model call.
+      self_ensemble: the mean over the 8 flips/transposes (EDSR; 8× the compute).
+      max_value: 255 for uint8 frames, 65535 for uint16 (the output keeps the dtype).
+    """
+
+    def __init__(
+        self,
+        model,
+        params,
+        *,
+        mode: str,
+        chunk: int,
+        overlap: int = 0,
+        tile: int = 0,
+        tile_pad: int = 16,
+        tile_batch: int = 1,
+        self_ensemble: bool = False,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if chunk < 1:
+            raise ValueError(f"chunk must be ≥ 1 frame, got {chunk}")
+        if mode == "windows" and not 0 <= overlap <= chunk // 2:
+            raise ValueError(f"overlap must be between 0 and chunk/2 = {chunk // 2} frames, got {overlap}")
+        if tile < 0 or tile_pad < 0 or tile_batch < 1:
+            raise ValueError(f"need tile ≥ 0, tile_pad ≥ 0, tile_batch ≥ 1; got {tile}, {tile_pad}, {tile_batch}")
+        self.model, self.params, self.mode = model, params, mode
+        self.chunk, self.overlap = int(chunk), int(overlap) if mode == "windows" else 0
+        self.tile, self.tile_pad, self.tile_batch = int(tile), int(tile_pad), int(tile_batch)
+        self.self_ensemble = self_ensemble
+        self.scale = int(model.scale)
+        self._apply = jax.jit(self._forward, static_argnames=("max_value",))
+        self._init_state = jax.jit(self._initial_state)
+
+    # -- the jitted model call on a batch of tile windows ---------------------------------
+
+    def _transforms(self):
+        return range(8) if self.self_ensemble else (0,)
+
+    def _initial_state(self, first):
+        """State of every ensemble member for tile windows of first frames (B, h, w, 3) in [0,1]."""
+        return [self.model.initial_state(layers.dihedral(first, k)) for k in self._transforms()]
+
+    def _forward(self, params, x, state, max_value):
+        """x (B, T, h, w, 3) integer levels -> (SR (B, T, H, W, 3) same dtype, new state)."""
+        dtype = x.dtype
+        x = x.astype(jnp.float32) / max_value
+        total, new_state = 0.0, []
+        for i, k in enumerate(self._transforms()):
+            xk = layers.dihedral(x, k)
+            if state is None:
+                y = self.model.apply({"params": params}, xk, train=False)
+            else:
+                y, s = self.model.apply({"params": params}, xk, train=False, state=state[i])
+                new_state.append(s)
+            total = total + layers.dihedral(y, k, inverse=True)
+        y = total / len(self._transforms())
+        y = jnp.round(jnp.clip(y, 0.0, 1.0) * max_value).astype(dtype)
+        return y, (new_state if state is not None else None)
+
+    # -- one chunk of frames through every tile -------------------------------------------
+
+    def initial_state(self, first_frame: np.ndarray) -> list:
+        """The recurrent state before `first_frame` (h, w, 3): one entry per tile batch."""
+        h, w = first_frame.shape[:2]
+        (wh, ww), tiles = tile_grid(h, w, self.tile, self.tile_pad)
+        max_value = _max_value(first_frame.dtype)
+        states = []
+        for batch in self._tile_batches(tiles):
+            wins = np.stack([first_frame[t.src[0] : t.src[0] + wh, t.src[1] : t.src[1] + ww] for t in batch])
+            states.append(self._init_state(jnp.asarray(wins, jnp.float32) / max_value))
+        return states
+
+    def _tile_batches(self, tiles: list[Tile]) -> list[list[Tile]]:
+        """Tiles in batches of `tile_batch`, the last padded with repeats (one compiled shape)."""
+        size = min(self.tile_batch, len(tiles))
+        batches = [tiles[i : i + size] for i in range(0, len(tiles), size)]
+        return [b + [b[-1]] * (size - len(b)) for b in batches]
+
+    def process_chunk(self, frames: np.ndarray, state: list | None = None) -> tuple[np.ndarray, list | None]:
+        """frames (T, h, w, 3) uint8/uint16 -> (SR (T, h·s, w·s, 3) same dtype, state after them)."""
+        t, h, w, _ = frames.shape
+        s = self.scale
+        (wh, ww), tiles = tile_grid(h, w, self.tile, self.tile_pad)
+        max_value = _max_value(frames.dtype)
+        out = np.empty((t, h * s, w * s, 3), frames.dtype)
+        new_state = [] if state is not None else None
+        for b, batch in enumerate(self._tile_batches(tiles)):
+            wins = np.stack([frames[:, t_.src[0] : t_.src[0] + wh, t_.src[1] : t_.src[1] + ww] for t_ in batch])
+            y, st = self._apply(self.params, wins, None if state is None else state[b], max_value=max_value)
+            if new_state is not None:
+                new_state.append(st)
+            y = np.asarray(y)
+            for i, t_ in enumerate(batch):  # a repeated (padding) tile writes the same pixels again
+                y0, y1, x0, x1 = t_.dst
+                oy, ox = (y0 - t_.src[0]) * s, (x0 - t_.src[1]) * s
+                out[:, y0 * s : y1 * s, x0 * s : x1 * s] = y[i, :, oy : oy + (y1 - y0) * s, ox : ox + (x1 - x0) * s]
+        return out, new_state
+
+    # -- a whole stream -------------------------------------------------------------------
+
+    def stream(self, frames: Iterator[np.ndarray], start: int = 0, state: list | None = None) -> Iterator[tuple]:
+        """Super-resolves a stream of LR frames (h, w, 3); yields ('frame', index, SR frame)
+        in order and, in 'recurrent' mode after every chunk, ('state', next index, state).
+
+        `start`/`state` resume a stream: 'recurrent' mode continues from frame `start` (a
+        multiple of `chunk`) with the state yielded there; 'windows' mode needs the frames
+        from `window_start(start)` on and yields frames from `start` on; 'frames' mode has
+        no state.
+        """
+        if self.mode == "windows":
+            yield from self._stream_windows(frames, start)
+            return
+        index = start
+        for chunk in _chunks(frames, self.chunk):
+            n = len(chunk)
+            x = np.stack(chunk + [chunk[-1]] * (self.chunk - n))  # one compiled shape: pad the last chunk
+            if self.mode == "recurrent" and state is None:
+                state = self.initial_state(x[0])
+            y, state = self.process_chunk(x, state)
+            for i in range(n):
+                yield "frame", index + i, y[i]
+            index += n
+            if self.mode == "recurrent" and n == self.chunk:
+                yield "state", index, state
+
+    def window_start(self, start: int) -> int:
+        """'windows' mode: the first frame a stream resumed at frame `start` must be fed from.
+
+        One window before the first window that reaches past `start`: the last window of a
+        video may be shifted back (it ends at the last frame) into that one's frames.
+        """
+        stride = self.chunk - self.overlap
+        k = max(0, -(-(start - self.chunk + 1) // stride))  # the first window that ends after `start`
+        return max(0, (k - 1) * stride)
+
+    def _stream_windows(self, frames: Iterator[np.ndarray], start: int) -> Iterator[tuple]:
+        """Overlapping windows, cross-faded; frames before `start` are computed, not yielded."""
+        w, stride = self.chunk, self.chunk - self.overlap
+        first = self.window_start(start)
+        it = iter(frames)
+        buf: list[np.ndarray] = []  # LR frames [buf_start, buf_start + len(buf))
+        buf_start = next_start = covered = first
+        pending: dict[int, np.ndarray] = {}  # index -> float SR frame, blended so far
+        dtype = None
+        while True:
+            for f in it:
+                buf.append(f)
+                if buf_start + len(buf) >= next_start + w:
+                    break
+            end = buf_start + len(buf)
+            regular = end >= next_start + w
+            if regular:
+                win_start = next_start
+            elif end > covered:  # the input ended: the last window ends at the last frame
+                win_start = max(buf_start, end - w)
+            else:
+                break
+            for i in sorted(k for k in pending if k < win_start):  # no later window reaches these
+                out = pending.pop(i)
+                if i >= start:
+                    yield "frame", i, np.round(out).astype(dtype)
+            x = np.stack(buf[win_start - buf_start : win_start - buf_start + w])
+            dtype = x.dtype
+            y, _ = self.process_chunk(x)
+            overlap = [i for i in range(win_start, win_start + len(x)) if i in pending]
+            for j, i in enumerate(range(win_start, win_start + len(x))):
+                if i in pending:  # cross-fade: the new window's weight ramps up across the overlap
+                    a = (overlap.index(i) + 1) / (len(overlap) + 1)
+                    pending[i] = (1 - a) * pending[i] + a * y[j].astype(np.float32)
+                else:
+                    pending[i] = y[j].astype(np.float32)
+            covered = win_start + len(x)
+            if not regular:
+                break
+            next_start += stride
+            drop = win_start + 1 - buf_start  # keep what a last, shifted-back window may need
+            buf, buf_start = buf[drop:], buf_start + drop
+        for i in sorted(pending):
+            if i >= start:
+                yield "frame", i, np.round(pending[i]).astype(dtype)
+
+
+def _chunks(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for f in frames:
+        chunk.append(f)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _max_value(dtype) -> int:
+    if dtype == np.uint8:
+        return 255
+    if dtype == np.uint16:
+        return 65535
+    raise ValueError(f"frames must be uint8 or uint16, got {dtype}")
