@@ -52,7 +52,9 @@ def write_checkpoint(workdir, kind: str, scale: int = 2, seed: int = 0):
     # zero-initialised output convs make an untrained model plain bicubic: perturb every weight
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    params = jax.tree.unflatten(tree, [x + 0.03 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    params = jax.tree.unflatten(
+        tree, [x + 0.03 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    )
     ckpt = checkpointing.Checkpointer(str(workdir), save_every=1, async_save=False)
     ckpt.save(1, {"params": params, "step": jnp.asarray(1)}, config.to_dict(), {"step": 1}, force=True)
     ckpt.close()
@@ -90,7 +92,7 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
             a.layout = "stereo"
             a.metadata["language"] = "eng"
         fmt = "rgb24" if frames.dtype == np.uint8 else "rgb48le"
-        for p, f in zip(pts, frames):
+        for p, f in zip(pts, frames, strict=True):
             frame = av.VideoFrame.from_ndarray(f, format=fmt)
             frame.pts, frame.time_base = int(p), time_base
             out.mux(v.encode(frame))
