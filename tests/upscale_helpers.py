@@ -72,9 +72,10 @@ def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25, audio=False, codec="libx264",
-                pix_fmt="yuv420p", options=None, subtitles=False, rotation=0):  # fmt: skip
+                pix_fmt="yuv420p", options=None, rotation=0, bt709=False):  # fmt: skip
     """Encodes frames (T, h, w, 3) uint8 (or uint16 for 10-bit pix_fmts) with timestamps
-    `pts` (in `time_base`; default: constant rate), optionally a 48 kHz AAC sine track."""
+    `pts` (in `time_base`; default: constant rate), optionally a 48 kHz AAC sine track,
+    a display rotation and BT.709 colour (matrix and tags)."""
     import av
 
     frames = np.asarray(frames)
@@ -86,6 +87,9 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
         v.codec_context.time_base = time_base
         if rotation:
             v.set_display_rotation(rotation)
+        if bt709:
+            cc = v.codec_context
+            cc.colorspace = cc.color_primaries = cc.color_trc = cc.color_range = 1
         a = None
         if audio:
             a = out.add_stream("aac", rate=48000)
@@ -94,6 +98,8 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
         fmt = "rgb24" if frames.dtype == np.uint8 else "rgb48le"
         for p, f in zip(pts, frames, strict=True):
             frame = av.VideoFrame.from_ndarray(f, format=fmt)
+            if bt709:
+                frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
             frame.pts, frame.time_base = int(p), time_base
             out.mux(v.encode(frame))
         out.mux(v.encode(None))

@@ -26,6 +26,7 @@ import os
 import queue
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -110,8 +111,10 @@ def check_paths(source: str, output: str, overwrite: bool) -> None:
     parent = os.path.dirname(out) or "."
     if not os.path.isdir(parent):
         raise UserError(f"the output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}; choose an output folder you can write to")
+    try:  # a real write: os.access says yes to root even on read-only file systems
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise UserError(f"cannot write to {parent} ({e.strerror}); choose an output folder you can write to") from None
 
 
 def _work_dir(output: str) -> str:
