@@ -72,7 +72,7 @@ def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25, audio=False, codec="libx264",
-                pix_fmt="yuv420p", options=None, rotation=0, bt709=False):  # fmt: skip
+                pix_fmt="yuv420p", options=None, rotation=0, bt709=False, faststart=False):  # fmt: skip
     """Encodes frames (T, h, w, 3) uint8 (or uint16 for 10-bit pix_fmts) with timestamps
     `pts` (in `time_base`; default: constant rate), optionally a 48 kHz AAC sine track,
     a display rotation and BT.709 colour (matrix and tags)."""
@@ -81,7 +81,7 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
     frames = np.asarray(frames)
     if pts is None:
         pts = [round(i / rate / time_base) for i in range(len(frames))]
-    with av.open(os.fspath(path), "w") as out:
+    with av.open(os.fspath(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
         v = out.add_stream(codec, rate=rate, options=options or {"crf": "10"})
         v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         v.codec_context.time_base = time_base
@@ -113,6 +113,22 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
                 af.sample_rate, af.pts = 48000, i
                 out.mux(a.encode(af))
             out.mux(a.encode(None))
+
+
+def write_audio(path, seconds: float = 1.0):
+    """An audio-only file (48 kHz AAC sine): a 'video' with zero video frames."""
+    import av
+
+    with av.open(os.fspath(path), "w") as out:
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        n = int(seconds * 48000) // 1024 * 1024
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
+        for i in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, i : i + 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
 
 
 def read_video(path):

@@ -260,7 +260,13 @@ def output_pix_fmt(codec: str, info: VideoInfo, requested: str = "") -> str:
     write it, else yuv420p (8-bit input) / yuv420p10le (deeper input, if the codec can)."""
     import av
 
-    formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or ())]
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError) as e:
+        raise VideoError(f"unknown video encoder {codec!r} ({e}); try libx264, libx265, libvpx-vp9 or libsvtav1") from e
+    if encoder.type != "video":
+        raise VideoError(f"{codec!r} is not a video encoder; try libx264, libx265, libvpx-vp9 or libsvtav1")
+    formats = [f.name for f in (encoder.video_formats or ())]
     if requested:
         if formats and requested not in formats:
             raise VideoError(f"--pix_fmt={requested} cannot be written by {codec}; it writes {', '.join(formats)}")

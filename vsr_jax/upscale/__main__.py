@@ -177,7 +177,8 @@ def main(argv):
             f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f}, encode {report.encode_s:.1f})"
         )
     if failed:
-        log(f"vsr-upscale: {failed} of {len(pairs)} inputs failed")
+        if batch:
+            log(f"vsr-upscale: {failed} of {len(pairs)} inputs failed")
         sys.exit(1)
 
 
