@@ -2,11 +2,14 @@
 of gray / alpha / 16-bit images, odd and tiny sizes, batch mode) and the bad-input table
 (one error line, exit status 1, nothing at the output path)."""
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -159,3 +162,37 @@ def test_bad_input_table(files, tmp_path):
         if str(output) != str(source):
             assert not os.path.exists(output), name
         assert set(os.listdir(tmp_path)) == before, (name, set(os.listdir(tmp_path)) ^ before)  # nothing left behind
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_to_the_same_video(files, tmp_path, sig):
+    uh.write_checkpoint(tmp_path / "rgan", "recurrent_gan")
+    uh.write_video(tmp_path / "long.mp4", uh.moving_frames(40, 16, 20), audio=True)
+    flags = (f"--workdir={tmp_path / 'rgan'}", "--chunk=4", "--segment_frames=8", "--queue=2")
+    whole = upscale(tmp_path / "long.mp4", "-o", tmp_path / "whole.mp4", *flags)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsr_jax.upscale", "--noprogress", str(tmp_path / "long.mp4"), "-o", str(out), *flags],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    progress = tmp_path / ".out.mp4.vsr-upscale" / "progress.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists() and json.loads(progress.read_text())["segments"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(sig)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0 and not out.exists()
+    if sig == signal.SIGTERM:
+        assert "run the same command again to resume" in stderr
+    again = upscale(tmp_path / "long.mp4", "-o", out, *flags)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resuming" in again.stderr
+    (a, ta), (b, tb) = uh.read_video(tmp_path / "whole.mp4"), uh.read_video(out)
+    np.testing.assert_array_equal(a, b)
+    assert ta == tb and uh.audio_packets(out) == uh.audio_packets(tmp_path / "long.mp4")

@@ -166,3 +166,28 @@ def test_ten_bit_colour_tags_and_rotation_are_kept(runs, tmp_path):
         assert frame.format.name == "yuv444p10le" and frame.rotation == 90
         assert (frame.colorspace, frame.color_primaries, frame.color_trc, frame.color_range) == (1, 1, 1, 1)
         assert (frame.width, frame.height) == (48, 32)
+
+
+def test_subtitles_and_metadata_are_copied_and_what_cannot_go_is_said(runs, tmp_path):
+    import av
+
+    src = tmp_path / "subs.mp4"
+    uh.write_video(src, uh.moving_frames(20, 16, 16), audio=True, subtitles="mov_text", title="Holiday 1998")
+
+    def cues(path):  # the mp4 muxer writes empty mov_text samples into the gaps: compare the cues
+        return [(t, b) for t, b in uh.audio_packets(path, "subtitle") if len(b) > 2]
+
+    subs = cues(src)
+    assert [b[2:] for _, b in subs] == [b"Hello", b"World"]
+    out, logs = tmp_path / "out.mp4", []
+    job.run(runs["srcnn"], str(src), str(out), quiet(), log=logs.append)
+    assert cues(out) == subs and uh.audio_packets(out) == uh.audio_packets(src)
+    with av.open(str(out)) as c:
+        assert c.metadata.get("title") == "Holiday 1998"
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
+        assert c.streams.audio[0].language == "eng" or c.streams.audio[0].metadata.get("language") == "eng"
+    assert not logs
+    out = tmp_path / "out.mkv"  # Matroska cannot hold mov_text: dropped, and the log says so
+    job.run(runs["srcnn"], str(src), str(out), quiet(), log=logs.append)
+    assert any("subtitle stream" in m and "dropped" in m for m in logs), logs
+    assert len(uh.audio_packets(out)) == len(uh.audio_packets(src))

@@ -61,6 +61,22 @@ def write_checkpoint(workdir, kind: str, scale: int = 2, seed: int = 0):
     return model, params
 
 
+ASS_HEADER = b"""[Script Info]
+ScriptType: v4.00+
+PlayResX: 384
+PlayResY: 288
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, \
+Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, \
+MarginV, Encoding
+Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+"""
+
+
 def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """n smooth RGB frames (n, h, w, 3) uint8 of a pattern that moves a pixel per frame."""
     rng = np.random.default_rng(seed)
@@ -72,10 +88,12 @@ def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25, audio=False, codec="libx264",
-                pix_fmt="yuv420p", options=None, rotation=0, bt709=False, faststart=False):  # fmt: skip
+                pix_fmt="yuv420p", options=None, rotation=0, bt709=False, faststart=False,
+                subtitles=None, title=None):  # fmt: skip
     """Encodes frames (T, h, w, 3) uint8 (or uint16 for 10-bit pix_fmts) with timestamps
     `pts` (in `time_base`; default: constant rate), optionally a 48 kHz AAC sine track,
-    a display rotation and BT.709 colour (matrix and tags)."""
+    a display rotation, BT.709 colour (matrix and tags), a subtitle track of two cues
+    (`subtitles`: an encoder, e.g. "mov_text" for mp4, "subrip" for mkv) and a title."""
     import av
 
     frames = np.asarray(frames)
@@ -95,6 +113,13 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
             a = out.add_stream("aac", rate=48000)
             a.layout = "stereo"
             a.metadata["language"] = "eng"
+        sub = None
+        if subtitles:
+            sub = out.add_stream(subtitles)
+            sub.codec_context.subtitle_header = ASS_HEADER
+            sub.metadata["language"] = "eng"
+        if title:
+            out.metadata["title"] = title
         fmt = "rgb24" if frames.dtype == np.uint8 else "rgb48le"
         for p, f in zip(pts, frames, strict=True):
             frame = av.VideoFrame.from_ndarray(f, format=fmt)
@@ -113,6 +138,17 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
                 af.sample_rate, af.pts = 48000, i
                 out.mux(a.encode(af))
             out.mux(a.encode(None))
+        if sub is not None:
+            from av.subtitles.subtitle import SubtitleSet
+
+            tb = sub.time_base
+            for j, (t0, t1, text) in enumerate([(0.1, 0.3, "Hello"), (0.4, 0.6, "World")]):
+                cue = SubtitleSet.create(
+                    text=f"{j},0,Default,,0,0,0,,{text}".encode(), start=0, end=int((t1 - t0) / tb), pts=int(t0 / tb)
+                )
+                packet = sub.codec_context.encode_subtitle(cue)
+                packet.stream, packet.time_base = sub, tb
+                out.mux(packet)
 
 
 def write_audio(path, seconds: float = 1.0):
@@ -143,11 +179,12 @@ def read_video(path):
     return np.stack(frames), times
 
 
-def audio_packets(path):
-    """[(pts seconds, bytes)] of a file's audio packets."""
+def audio_packets(path, kind: str = "audio"):
+    """[(pts seconds, bytes)] of the packets of a file's first `kind` ("audio"/"subtitle") stream."""
     import av
 
     with av.open(os.fspath(path)) as c:
-        if not c.streams.audio:
+        streams = [s for s in c.streams if s.type == kind]
+        if not streams:
             return []
-        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(streams[0]) if p.size]

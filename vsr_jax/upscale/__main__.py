@@ -15,6 +15,7 @@ Run the same command again after an interruption to continue where it stopped (s
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from absl import app, flags
@@ -142,10 +143,15 @@ def plan(inputs: list[str], output: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (kill, a scheduler): stop as on Ctrl-C, resumable
+
+
 def main(argv):
     from vsr_jax.upscale import job
 
     cli.quiet_library_logs()
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         pairs = plan(argv[1:], _OUTPUT.value)
         batch = len(pairs) > 1 or pairs[0][1] != _OUTPUT.value
