@@ -6,6 +6,11 @@ Measures, for the given config on this machine:
 * input pipeline alone: batches/s of `pipeline.make_dataset` (after warm-up);
 * train step alone: steps/s of the jitted step on one fixed device-resident batch;
 * their ratio — the input pipeline's headroom. Below 1 the accelerator waits for data.
+
+    python -m vsr_jax.bench upscale [--workdir=RUN] [--lengths=100,1000] [--size=180x320]
+
+measures the upscaler instead: frames/s, peak RSS against clip length, and the time of
+decode / model / encode (see `vsr_jax.upscale.bench`).
 """
 
 from __future__ import annotations
@@ -79,6 +84,11 @@ def main(argv):
 
 
 def run():
+    if sys.argv[1:2] == ["upscale"]:  # `vsr-bench upscale ...`: the upscaler's own benchmark
+        from vsr_jax.upscale import bench as upscale_bench
+
+        upscale_bench.main(sys.argv[2:])
+        return
     app.run(main)
 
 
