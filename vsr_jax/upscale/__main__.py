@@ -180,7 +180,8 @@ def main(argv):
             sys.exit(130)
         log(
             f"wrote {output}: {report.frames} frames, {report.fps:.2f} frames/s "
-            f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f}, encode {report.encode_s:.1f})"
+            f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f} + first chunk "
+            f"{report.first_chunk_s:.1f}, encode {report.encode_s:.1f})"
         )
     if failed:
         if batch:
