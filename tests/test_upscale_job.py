@@ -191,3 +191,22 @@ def test_subtitles_and_metadata_are_copied_and_what_cannot_go_is_said(runs, tmp_
     job.run(runs["srcnn"], str(src), str(out), quiet(), log=logs.append)
     assert any("subtitle stream" in m and "dropped" in m for m in logs), logs
     assert len(uh.audio_packets(out)) == len(uh.audio_packets(src))
+
+
+def test_interrupted_while_joining_resumes_without_recomputing(runs, vfr_video, tmp_path, monkeypatch):
+    out = tmp_path / "out.mp4"
+    real = video_io.remux
+
+    def remux(*args, **kwargs):
+        real(*args, **kwargs)  # the temporary file is written, then the user presses Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video_io, "remux", remux)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(runs["recurrent_gan"], str(vfr_video), str(out), quiet(chunk=4, segment_frames=8), log=lambda m: None)
+    assert os.listdir(tmp_path) == [f".{out.name}.vsr-upscale"]  # no output, no temporary file
+    progress = json.loads((tmp_path / f".{out.name}.vsr-upscale" / "progress.json").read_text())
+    assert progress == {"segments": 4, "frames": 30, "complete": True}
+    monkeypatch.setattr(video_io, "remux", real)
+    report = job.run(runs["recurrent_gan"], str(vfr_video), str(out), quiet(chunk=4, segment_frames=8), log=print)
+    assert report.frames == 30 and report.model_s == 0 and uh.read_video(out)[0].shape == (30, 48, 64, 3)

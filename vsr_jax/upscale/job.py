@@ -20,6 +20,7 @@ file at the output path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -203,8 +204,9 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     done_segments = resumed["segments"]
     start = done_segments * segment
     state = None
-    if start and mode == "recurrent":
-        first = next(video_io.decode(info))[1]
+    if start and mode == "recurrent" and not resumed.get("complete"):
+        with contextlib.closing(video_io.decode(info)) as frames:
+            first = next(frames)[1]
         state = _load_state(os.path.join(work, f"state_{done_segments:05d}.npz"), upscaler.initial_state(first))
     if start:
         log(f"Resuming {output} from frame {start} ({done_segments} finished segments in {work})")
@@ -213,6 +215,33 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     if not to_video:
         os.makedirs(frames_dir, exist_ok=True)
 
+    writer = _SegmentWriter(work, info, width, height, settings, segment, mode, frames_dir)
+    timings = {"decode": 0.0, "model": 0.0, "encode": 0.0}
+    if not resumed.get("complete"):  # (a run stopped while joining the segments has nothing left to compute)
+        timings = _pipeline(upscaler, info, writer, start, feed_start, state, options, output)
+    total = writer.frames_done
+    if total != info.frames and not options.allow_truncated:
+        raise video_io.VideoError(f"{source}: decoded {total} frames, expected {info.frames}; is the file damaged?")
+    warnings = _assemble(writer, source, output, info, options, to_video, frames_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    for w in warnings:
+        log(f"warning: {w}")
+    return Report(
+        output=output,
+        frames=total,
+        resumed_from=start,
+        wall_s=time.perf_counter() - t_start,
+        decode_s=timings["decode"],
+        model_s=timings["model"],
+        first_chunk_s=timings.get("first_chunk", 0.0),
+        encode_s=timings["encode"],
+        warnings=warnings,
+    )
+
+
+def _pipeline(upscaler, info, writer, start, feed_start, state, options, output) -> dict:
+    """Decode thread → model (this thread) → encode thread; returns busy seconds per stage."""
+    progress = _progress(info.frames, start, output, options.progress)
     q_in: queue.Queue = queue.Queue(maxsize=max(1, options.queue))
     q_out: queue.Queue = queue.Queue(maxsize=max(1, options.queue))
     stop = threading.Event()
@@ -254,9 +283,6 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
         except BaseException as e:  # noqa: BLE001 — handed to the main thread
             errors.append(e)
             stop.set()
-
-    progress = _progress(info.frames, start, output, options.progress)
-    writer = _SegmentWriter(work, info, width, height, settings, segment, mode, frames_dir)
 
     def encoder():
         try:
@@ -325,24 +351,7 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     if errors:
         writer.abort()
         raise errors[0]
-    total = writer.frames_done
-    if total != info.frames and not options.allow_truncated:
-        raise video_io.VideoError(f"{source}: decoded {total} frames, expected {info.frames}; is the file damaged?")
-    warnings = _assemble(writer, source, output, info, options, to_video, frames_dir)
-    shutil.rmtree(work, ignore_errors=True)
-    for w in warnings:
-        log(f"warning: {w}")
-    return Report(
-        output=output,
-        frames=total,
-        resumed_from=start,
-        wall_s=time.perf_counter() - t_start,
-        decode_s=timings["decode"],
-        model_s=timings["model"],
-        first_chunk_s=timings.get("first_chunk", 0.0),
-        encode_s=timings["encode"],
-        warnings=warnings,
-    )
+    return timings
 
 
 def _open_work_dir(work: str, signature: dict, log) -> dict:
@@ -362,7 +371,7 @@ def _open_work_dir(work: str, signature: dict, log) -> dict:
         shutil.rmtree(work)
     os.makedirs(work)
     _write_json(sig_path, signature)
-    progress = {"segments": 0}
+    progress = {"segments": 0, "frames": 0, "complete": False}
     _write_json(progress_path, progress)
     return progress
 
@@ -380,8 +389,8 @@ class _SegmentWriter:
         self.current = None  # index of the segment being written
         self.finished = None  # a closed segment whose recurrent state has not arrived yet
         with open(os.path.join(work, "progress.json")) as f:
-            self.segments_done = json.load(f)["segments"]
-        self.frames_done = self.segments_done * segment
+            progress = json.load(f)
+        self.segments_done, self.frames_done = progress["segments"], progress["frames"]
 
     def _seg_path(self, k: int) -> str:
         return os.path.join(self.work, f"seg_{k:05d}.mp4")
@@ -424,16 +433,18 @@ class _SegmentWriter:
             self._commit(self.finished + 1)
             self.finished = None
 
-    def _commit(self, segments: int) -> None:
+    def _commit(self, segments: int, complete: bool = False) -> None:
+        """Records `segments` finished segments (the frames in them) in progress.json."""
         self.segments_done = segments
-        _write_json(os.path.join(self.work, "progress.json"), {"segments": segments})
+        progress = {"segments": segments, "frames": self.frames_done, "complete": complete}
+        _write_json(os.path.join(self.work, "progress.json"), progress)
 
     def finish(self) -> None:
         if self.current is not None:
             self._close_segment(self.current)
-        if self.finished is not None:  # the last segment: no state needed after it
-            self._commit(self.finished + 1)
-            self.finished = None
+        segments = self.segments_done + (self.finished is not None)  # the last one needs no state after it
+        self.finished = None
+        self._commit(segments, complete=True)
 
     def segment_files(self) -> list[str]:
         return [self._seg_path(k) for k in range(self.segments_done)]
