@@ -23,7 +23,8 @@ radius is at most `tile_pad` gives the same frames tiled as untiled; a recurrent
 tiles each carry their own state (its receptive field grows with time, so tiles are an
 approximation there: use a large `tile_pad`).
 
-Frames are uint8 or uint16 (T, h, w, 3) numpy arrays in, the same dtype (T, H, W, 3) out.
+Frames are uint8, uint16 or float32 ([0, 1]) (T, h, w, 3) numpy arrays in, the same dtype
+(T, H, W, 3) out (rounded to the integer levels, or clipped floats).
 This module does not import TensorFlow or the training code.
 """
 
@@ -87,7 +88,6 @@ class Upscaler:
       tile, tile_pad, tile_batch: LR tile size (0: whole frames), context pixels around a
         tile, tiles per model call.
       self_ensemble: the mean over the 8 flips/transposes (EDSR; 8× the compute).
-      max_value: 255 for uint8 frames, 65535 for uint16 (the output keeps the dtype).
     """
 
     def __init__(
@@ -129,7 +129,7 @@ class Upscaler:
         return [self.model.initial_state(layers.dihedral(first, k)) for k in self._transforms()]
 
     def _forward(self, params, x, state, max_value):
-        """x (B, T, h, w, 3) integer levels -> (SR (B, T, H, W, 3) same dtype, new state)."""
+        """x (B, T, h, w, 3) of levels 0..max_value -> (SR (B, T, H, W, 3) same dtype, new state)."""
         dtype = x.dtype
         x = x.astype(jnp.float32) / max_value
         total, new_state = 0.0, []
@@ -142,7 +142,10 @@ class Upscaler:
                 new_state.append(s)
             total = total + layers.dihedral(y, k, inverse=True)
         y = total / len(self._transforms())
-        y = jnp.round(jnp.clip(y, 0.0, 1.0) * max_value).astype(dtype)
+        y = jnp.clip(y, 0.0, 1.0)
+        if jnp.issubdtype(dtype, jnp.integer):
+            y = jnp.round(y * max_value)
+        y = y.astype(dtype)
         return y, (new_state if state is not None else None)
 
     # -- one chunk of frames through every tile -------------------------------------------
@@ -246,7 +249,7 @@ class Upscaler:
             for i in sorted(k for k in pending if k < win_start):  # no later window reaches these
                 out = pending.pop(i)
                 if i >= start:
-                    yield "frame", i, np.round(out).astype(dtype)
+                    yield "frame", i, _to_dtype(out, dtype)
             x = np.stack(buf[win_start - buf_start : win_start - buf_start + w])
             dtype = x.dtype
             y, _ = self.process_chunk(x)
@@ -265,7 +268,7 @@ class Upscaler:
             buf, buf_start = buf[drop:], buf_start + drop
         for i in sorted(pending):
             if i >= start:
-                yield "frame", i, np.round(pending[i]).astype(dtype)
+                yield "frame", i, _to_dtype(pending[i], dtype)
 
 
 def _chunks(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
@@ -279,9 +282,17 @@ def _chunks(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
         yield chunk
 
 
-def _max_value(dtype) -> int:
+def _to_dtype(frame: np.ndarray, dtype) -> np.ndarray:
+    """A blended float frame back to the stream's dtype (rounded to integer levels)."""
+    return (np.round(frame) if np.issubdtype(dtype, np.integer) else frame).astype(dtype)
+
+
+def _max_value(dtype) -> float:
+    """The level of white: 255 (uint8), 65535 (uint16), 1.0 (float32 in [0, 1])."""
     if dtype == np.uint8:
         return 255
     if dtype == np.uint16:
         return 65535
-    raise ValueError(f"frames must be uint8 or uint16, got {dtype}")
+    if dtype == np.float32:
+        return 1.0
+    raise ValueError(f"frames must be uint8, uint16 or float32, got {dtype}")
