@@ -210,3 +210,18 @@ def test_interrupted_while_joining_resumes_without_recomputing(runs, vfr_video, 
     monkeypatch.setattr(video_io, "remux", real)
     report = job.run(runs["recurrent_gan"], str(vfr_video), str(out), quiet(chunk=4, segment_frames=8), log=print)
     assert report.frames == 30 and report.model_s == 0 and uh.read_video(out)[0].shape == (30, 48, 64, 3)
+
+
+def test_audio_the_container_cannot_hold_is_re_encoded(runs, vfr_video, tmp_path):
+    import av
+
+    out, logs = tmp_path / "out.webm", []
+    job.run(runs["srcnn"], str(vfr_video), str(out), quiet(), log=logs.append)
+    assert any("re-encoded to libopus" in m for m in logs), logs
+    with av.open(str(out)) as c:
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "vp9"), ("audio", "opus")]
+        audio = list(c.decode(audio=0))
+    with av.open(str(vfr_video)) as c:
+        length = float(c.streams.audio[0].duration * c.streams.audio[0].time_base)
+    heard = float(audio[-1].pts * audio[-1].time_base) + audio[-1].samples / audio[-1].sample_rate
+    assert abs(heard - length) < 0.05 and float(audio[0].pts * audio[0].time_base) < 0.01

@@ -355,6 +355,21 @@ class SegmentEncoder:
             pass
 
 
+_AUDIO_FOR_CONTAINER = {".webm": "libopus", ".mp4": "aac", ".mov": "aac", ".m4v": "aac"}
+
+
+def _audio_transcoder(out, stream):
+    """An output audio stream that re-encodes `stream` into a codec `out`'s container holds
+    (Opus for WebM, AAC for MP4/MOV), or None."""
+    codec = _AUDIO_FOR_CONTAINER.get(os.path.splitext(out.name)[1].lower())
+    if codec is None:
+        return None
+    rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
+    o = out.add_stream(codec, rate=rate)
+    o.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+    return o
+
+
 def remux(segments: Sequence[str], source: str | None, output: str, *, copy_streams: bool = True) -> list[str]:
     """Joins encoded video segments into `output` (container from its extension) and
     copies the audio and subtitle streams of `source` unchanged (no re-encoding), with
@@ -370,7 +385,7 @@ def remux(segments: Sequence[str], source: str | None, output: str, *, copy_stre
         vstream = out.add_stream_from_template(first.streams.video[0])
         inp = av.open(source) if source and copy_streams else None
         try:
-            copies = {}
+            copies, transcode = {}, set()
             if inp is not None:
                 out.metadata.update(inp.metadata)
                 vstream.metadata.update(inp.streams.video[0].metadata)
@@ -382,8 +397,15 @@ def remux(segments: Sequence[str], source: str | None, output: str, *, copy_stre
                     try:
                         o = out.add_stream_from_template(s)
                     except ValueError as e:
-                        warnings.append(f"{s.type} stream {s.index} dropped: {e}")
-                        continue
+                        o = _audio_transcoder(out, s) if s.type == "audio" else None
+                        if o is None:
+                            warnings.append(f"{s.type} stream {s.index} dropped: {e}")
+                            continue
+                        warnings.append(
+                            f"audio stream {s.index} re-encoded to {o.codec_context.name}: "
+                            f"{os.path.splitext(output)[1]} cannot hold {s.codec_context.name}"
+                        )
+                        transcode.add(s.index)
                     o.metadata.update(s.metadata)
                     copies[s.index] = o
 
@@ -404,8 +426,16 @@ def remux(segments: Sequence[str], source: str | None, output: str, *, copy_stre
                 if not copies:
                     return
                 for p in inp.demux(*[inp.streams[i] for i in copies]):
-                    if p.size:
-                        p.stream = copies[p.stream_index]
+                    o = copies.get(p.stream_index)
+                    if o is None:  # (the end-of-file packets come for every stream)
+                        continue
+                    if p.stream_index in transcode:  # decode and encode (an empty packet flushes)
+                        frames = p.decode()
+                        yield from (q for f in frames for q in o.encode(f))
+                        if not p.size:
+                            yield from o.encode(None)
+                    elif p.size:
+                        p.stream = o
                         yield p
 
             def key(p):

@@ -202,13 +202,15 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     work = _work_dir(output)
     resumed = _open_work_dir(work, signature, log)
     done_segments = resumed["segments"]
-    start = done_segments * segment
+    start = resumed["frames"]  # the frames in the finished segments
     state = None
     if start and mode == "recurrent" and not resumed.get("complete"):
         with contextlib.closing(video_io.decode(info)) as frames:
             first = next(frames)[1]
         state = _load_state(os.path.join(work, f"state_{done_segments:05d}.npz"), upscaler.initial_state(first))
-    if start:
+    if resumed.get("complete"):
+        log(f"Resuming {output}: all {start} frames are done ({work}); joining them")
+    elif start:
         log(f"Resuming {output} from frame {start} ({done_segments} finished segments in {work})")
     feed_start = upscaler.window_start(start) if mode == "windows" else start
     frames_dir = os.path.join(work, "frames")
