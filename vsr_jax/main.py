@@ -17,16 +17,22 @@ FLAGS = flags.FLAGS
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", "", "Multi-process run: HOST:PORT of process 0 (see vsr_jax.distributed)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Multi-process run: how many processes in all.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "Multi-process run: this process's index, 0..N-1.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from vsr_jax import train
+    from vsr_jax import distributed, train
     from vsr_jax.errors import UserError
 
     cli.quiet_library_logs()
     try:
+        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         train.train_and_evaluate(FLAGS.config, _WORKDIR.value)
     except UserError as e:
         print(f"vsr-train: error: {e}", file=sys.stderr)

@@ -1,0 +1,100 @@
+"""Multi-process training through JAX's distributed runtime: when it starts, and a
+two-process run on localhost (Gloo collectives on the CPU) that agrees with one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import ROOT
+from vsr_jax import distributed
+from vsr_jax.errors import UserError
+
+
+def test_plan_reads_flags_environment_and_schedulers():
+    assert distributed.plan(env={}) is None
+    assert distributed.plan("10.0.0.1:1234", 4, 2, env={}) == {
+        "coordinator_address": "10.0.0.1:1234",
+        "num_processes": 4,
+        "process_id": 2,
+    }
+    env = {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}
+    assert distributed.plan(env=env) == {"coordinator_address": "h:1", "num_processes": 2, "process_id": 0}
+    assert distributed.plan(env={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8"}) == {}  # JAX reads SLURM itself
+    assert distributed.plan(env={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}) is None
+    assert distributed.plan(env={"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}) == {}
+    assert distributed.plan(env={"TPU_WORKER_HOSTNAMES": "localhost"}) is None
+    with pytest.raises(UserError, match="needs all of"):
+        distributed.plan("h:1", 0, -1, env={})
+    with pytest.raises(UserError, match="between 0"):
+        distributed.plan("h:1", 2, 2, env={})
+    with pytest.raises(UserError, match="port"):
+        distributed.plan("localhost", 2, 0, env={})
+
+
+_RUN = textwrap.dedent(
+    """
+    import json, sys
+    pid, port, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    from vsr_jax import distributed
+    if pid >= 0:
+        distributed.initialize(f"127.0.0.1:{port}", 2, pid)
+    import jax
+    from tests.conftest import tiny_unet_config
+    from vsr_jax import train
+    config = tiny_unet_config(total_steps=4, checkpoint_every=4, **{"eval.max_clips": 1, "eval.frame_stride": 25})
+    result = train.train_and_evaluate(config, workdir)
+    print("RESULT " + json.dumps({"process": jax.process_index(), "count": jax.process_count(),
+                                  "devices": jax.device_count(), "psnr_y": result["psnr_y"]}))
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _result(stdout: str) -> dict:
+    return json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))[7:])
+
+
+def test_two_processes_on_localhost_train_together_and_agree_with_one(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    port, workdir = str(_free_port()), str(tmp_path / "two")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUN, str(i), port, workdir],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in (0, 1)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    results = [_result(out) for out, _ in outs]
+    assert [r["process"] for r in results] == [0, 1] and all(r["count"] == 2 and r["devices"] == 4 for r in results)
+    assert results[0]["psnr_y"] == results[1]["psnr_y"]  # one set of parameters, replicated
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", "4"))  # written by both, through Orbax
+    assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))  # by process 0 alone
+
+    # one process with the same 4 devices and global batch sees the same examples per step
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    one = subprocess.run(
+        [sys.executable, "-c", _RUN, "-1", port, str(tmp_path / "one")],
+        cwd=ROOT, env=env, text=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    single = _result(one.stdout)
+    assert single["count"] == 1 and single["devices"] == 4
+    print("psnr_y two processes", results[0]["psnr_y"], "one process", single["psnr_y"])
+    assert abs(single["psnr_y"] - results[0]["psnr_y"]) < 1e-3
