@@ -89,7 +89,8 @@ _ONE_VS_EIGHT = textwrap.dedent(
     assert jax.device_count() == 8, jax.devices()
     config = tiny_unet_config()
     model, tx = train.build_model(config), train.make_optimizer(config)
-    batch = next(pipeline.make_train_dataset(config).as_numpy_iterator())
+    batches = pipeline.make_train_dataset(config).as_numpy_iterator()
+    batches = [next(batches) for _ in range(10)]
     init = train.create_train_state(config, model, tx, sharding.make_mesh(jax.devices()[:1]))
     init = jax.device_get(init)
     out = {}
@@ -98,24 +99,43 @@ _ONE_VS_EIGHT = textwrap.dedent(
         state = jax.device_put(init, sharding.replicated(mesh))
         step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
         losses = []
-        for _ in range(2):
+        for batch in batches:  # the same 10 steps
             state, m = step(state, sharding.global_batch(batch, mesh))
             losses.append(float(m["loss"]))
         assert len(state.params["upscale_conv"]["kernel"].sharding.device_set) == n
         out[n] = {"loss": losses, "params": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(state.params)]}
+    # the 8-device state, saved by Orbax, restores onto meshes of 1 and 4 devices
+    import sys
+    from vsr_jax import checkpointing
+    ckpt = checkpointing.Checkpointer(sys.argv[1], save_every=1, async_save=False)
+    ckpt.save(2, state, config.to_dict(), {}, force=True)
+    for n in (1, 4):
+        target = jax.device_put(init, sharding.replicated(sharding.make_mesh(jax.devices()[:n])))
+        restored = ckpt.restore_state(2, checkpointing.abstract_like(target))
+        assert len(restored.params["upscale_conv"]["kernel"].sharding.device_set) == n
+        for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        out[f"restored_on_{n}"] = True
+    ckpt.close()
     print(json.dumps(out))
     """
 )
 
 
-def test_same_step_on_one_and_eight_devices():
+def test_same_step_on_one_and_eight_devices_and_checkpoint_restores_on_one_and_four(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", _ONE_VS_EIGHT], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        [sys.executable, "-c", _ONE_VS_EIGHT, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(out["1"]["loss"], out["8"]["loss"], rtol=0, atol=1e-5)
+    assert out["restored_on_1"] and out["restored_on_4"]
     for a, b in zip(out["1"]["params"], out["8"]["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
