@@ -8,3 +8,24 @@ def test_bench_measures_both_rates():
     config = tiny_unet_config()
     assert bench.input_pipeline_rate(config, 2) > 0
     assert bench.train_step_rate(config, 2) > 0
+
+
+def test_quick_model_table_runs_and_writes_json(tmp_path):
+    """`vsr-bench --quick` (the CI smoke test): a table and JSON with every column filled."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsr_jax.bench", "--quick", f"--json={out}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| model | task | LR size | ms/frame |" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["xla_matmul_gflops"] > 0 and len(result["rows"]) == 4
+    for row in result["rows"]:
+        assert row["ms_per_frame"] > 0 and row["gflops"] > 0 and row["compile_s"] > 0, row

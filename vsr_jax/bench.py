@@ -1,8 +1,14 @@
 """`vsr-bench`: speed ratios measured in one run (never in a timed test).
 
+    python -m vsr_jax.bench [--quick] [--models=srresnet,gan:quick] [--json=out.json]
+
+prints the model table (`vsr_jax.bench_models`): inference ms/frame at 64×64 and 180×320
+LR, training frames/s, achieved GFLOP/s and their ratio to a matmul peak measured in the
+same run, compile time, peak memory.
+
     python -m vsr_jax.bench --config=configs/unet.py [--config.data.name=... overrides] [--steps=20]
 
-Measures, for the given config on this machine:
+measures, for the given config on this machine:
 * input pipeline alone: batches/s of `pipeline.make_dataset` (after warm-up);
 * train step alone: steps/s of the jitted step on one fixed device-resident batch;
 * their ratio — the input pipeline's headroom. Below 1 the accelerator waits for data.
@@ -22,8 +28,12 @@ from absl import app, flags
 from ml_collections import config_flags
 
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed batches / steps (after warm-up).")
-config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
-flags.mark_flags_as_required(["config"])
+config_flags.DEFINE_config_file(
+    "config", None, "Input pipeline vs train step of this config (without it: the model table).", lock_config=True
+)
+_QUICK = flags.DEFINE_bool("quick", False, "Model table: two small recipes at 32x32, one repetition (a smoke test).")
+_MODELS = flags.DEFINE_string("models", "", "Model table: configs[:preset], comma-separated (default: every recipe).")
+_JSON = flags.DEFINE_string("json", "", "Model table: also write the results as JSON here.")
 
 
 def _rate(fn, n: int) -> float:
@@ -69,6 +79,11 @@ def main(argv):
     from vsr_jax.errors import UserError
 
     config = flags.FLAGS.config
+    if config is None:
+        from vsr_jax import bench_models
+
+        bench_models.main(_QUICK.value, _MODELS.value, _JSON.value)
+        return
     try:
         train.validate_config(config)
         data_rate = input_pipeline_rate(config, _STEPS.value)

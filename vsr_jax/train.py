@@ -416,6 +416,9 @@ def jit_train_step(step_fn, mesh, frozen=None):
         adversarial = pretrain <= 0 or int(jax.device_get(state.step)) >= pretrain
         return jitted(state, batch, frozen, adversarial)
 
+    run.lower = lambda state, batch, adversarial=True: jitted.lower(
+        state, batch, frozen, adversarial
+    )  # for cost analysis
     return run
 
 

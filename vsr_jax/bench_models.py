@@ -1,0 +1,202 @@
+"""The model table of `vsr-bench`: speed of every recipe, against the device's own peak.
+
+For each config (random weights; speed does not depend on them), at each LR size:
+
+* inference: ms per frame of a jitted forward pass (T frames for video models), the
+  GFLOP/s it achieves (FLOPs from XLA's cost analysis of the compiled program / time);
+* training: frames/s of the jitted train step at the config's batch and patch size, and
+  its GFLOP/s;
+* the device's peak measured in the same run: a large matmul in float32 through XLA (and
+  numpy's sgemm on a CPU: the hardware's practical peak), and each GFLOP/s as a
+  fraction of it;
+* compile time, apart from the steady state; peak memory (device statistics on GPU/TPU,
+  the process's peak RSS on a CPU).
+
+Results are printed as a markdown table and, with `--json`, written as JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FULL = ("srcnn", "unet", "runet", "srresnet", "convlstm", "gan")
+QUICK = ("srcnn:quick", "srresnet:quick")
+
+
+def load_config(spec: str):
+    """'srresnet:quick' -> configs/srresnet.py's get_config('quick')."""
+    name, _, preset = spec.partition(":")
+    path = os.path.join(ROOT, "configs", f"{name}.py")
+    module_spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(preset) if preset else module.get_config()
+
+
+def _timed(fn, reps: int) -> float:
+    """Median seconds of `reps` calls of fn (blocked until done), after one warm-up call."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list):
+        cost = cost[0]
+    return float((cost or {}).get("flops", 0.0))
+
+
+def matmul_peak(n: int, reps: int = 3) -> dict:
+    """GFLOP/s of an n×n float32 matmul through XLA, and numpy's sgemm on the host."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    xla = 2 * n**3 / _timed(lambda: f(a), reps) / 1e9
+    out = {"matmul_n": n, "xla_matmul_gflops": xla}
+    if jax.default_backend() == "cpu":
+        h = np.asarray(a)
+        out["numpy_sgemm_gflops"] = 2 * n**3 / _timed(lambda: h @ h, reps) / 1e9
+    return out
+
+
+def _peak_memory_mb() -> float:
+    stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def bench_model(spec: str, sizes, reps: int) -> list[dict]:
+    """Inference and training rows of one config at each LR size (h, w)."""
+    from vsr_jax import config_lib, models, sharding, train
+
+    config = load_config(spec)
+    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    t = int(config.data.num_frames)
+    s = int(config.data.scale)
+    params = models.init_variables(model, jax.random.key(0), jnp.zeros((1, t, 16, 16, 3)))["params"]
+    rows = []
+    for h, w in sizes:
+        x = jax.random.uniform(jax.random.key(1), (1, t, h, w, 3))
+        apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+        t0 = time.perf_counter()
+        compiled = apply.lower(params, x).compile()
+        compile_s = time.perf_counter() - t0
+        seconds = _timed(functools.partial(compiled, params, x), reps)
+        rows.append(
+            {
+                "model": spec,
+                "task": "inference",
+                "size": f"{h}x{w}",
+                "frames": t,
+                "ms_per_frame": 1000 * seconds / t,
+                "frames_per_s": t / seconds,
+                "gflops": _flops(compiled) / seconds / 1e9,
+                "compile_s": compile_s,
+            }
+        )
+    # training at the recipe's batch and patch size, on one device
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    tx = train.make_optimizer(config)
+    state = train.create_train_state(config, model, tx, mesh)
+    p = int(config.data.patch_size)
+    b = int(config.batch_size)
+    key = jax.random.key(2)
+    batch = {
+        "lr": jax.random.uniform(key, (b, t, p, p, 3)),
+        "hr": jax.random.uniform(key, (b, t, p * s, p * s, 3)),
+    }
+    batch = sharding.global_batch({k: np.asarray(v) for k, v in batch.items()}, mesh)
+    step_fn = train.make_train_step(model, tx, config)
+    pretrain = int(getattr(step_fn, "pretrain_steps", 0))
+    step = train.jit_train_step(step_fn, mesh)
+    t0 = time.perf_counter()
+    state, _ = step(state, batch)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t0
+    flops = _flops(step.lower(state, batch, pretrain <= 0).compile())  # the steady-state program
+    holder = {"state": state}
+
+    def one():
+        holder["state"], m = step(holder["state"], batch)
+        return m
+
+    seconds = _timed(one, reps)
+    rows.append(
+        {
+            "model": spec,
+            "task": "train",
+            "size": f"{p}x{p}",
+            "frames": b * t,
+            "ms_per_frame": 1000 * seconds / (b * t),
+            "frames_per_s": b * t / seconds,
+            "gflops": flops / seconds / 1e9 if flops else float("nan"),
+            "compile_s": compile_s,
+        }
+    )
+    for r in rows:
+        r["peak_memory_mb"] = _peak_memory_mb()
+    return rows
+
+
+def run(specs, sizes, reps: int, matmul_n: int) -> dict:
+    peak = matmul_peak(matmul_n)
+    rows = []
+    for spec in specs:
+        rows += bench_model(spec, sizes, reps)
+    ref = peak.get("numpy_sgemm_gflops", peak["xla_matmul_gflops"])
+    for r in rows:
+        r["of_xla_matmul"] = r["gflops"] / peak["xla_matmul_gflops"]
+        r["of_peak"] = r["gflops"] / ref
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        **peak,
+        "rows": rows,
+    }
+
+
+def markdown(result: dict) -> str:
+    peak = f"XLA {result['matmul_n']}² f32 matmul {result['xla_matmul_gflops']:.0f} GFLOP/s"
+    if "numpy_sgemm_gflops" in result:
+        peak += f", numpy sgemm {result['numpy_sgemm_gflops']:.0f} GFLOP/s"
+    lines = [
+        f"{result['date']} · {result['backend']} ({result['device']}, {result['cpu_count']} CPUs) · peak: {peak}",
+        "",
+        "| model | task | LR size | ms/frame | frames/s | GFLOP/s | of matmul | of peak | compile s | peak mem MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['task']} | {r['size']} | {r['ms_per_frame']:.1f} | {r['frames_per_s']:.2f} | "
+            f"{r['gflops']:.1f} | {r['of_xla_matmul']:.0%} | {r['of_peak']:.0%} | {r['compile_s']:.1f} | "
+            f"{r['peak_memory_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(quick: bool, models_arg: str, json_path: str) -> None:
+    specs = [m for m in models_arg.split(",") if m] or list(QUICK if quick else FULL)
+    sizes = [(32, 32)] if quick else [(64, 64), (180, 320)]
+    result = run(specs, sizes, reps=1 if quick else 3, matmul_n=1024 if quick else 4096)
+    print(markdown(result))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
