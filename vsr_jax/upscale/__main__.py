@@ -14,6 +14,8 @@ Run the same command again after an interruption to continue where it stopped (s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import sys
@@ -65,8 +67,9 @@ def load_model(workdir: str, step: int | None, bf16: bool):
 
     if not workdir:
         raise UserError("--workdir is required: the training run whose checkpoint upscales")
-    try:
-        config, model, params, step = load_run(workdir, step)
+    try:  # Orbax's worker threads print tracebacks of a failed restore: the one line below says it
+        with contextlib.redirect_stderr(io.StringIO()):
+            config, model, params, step = load_run(workdir, step)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — Orbax/tensorstore errors on a damaged checkpoint
@@ -163,7 +166,10 @@ def main(argv):
         options = _options()
     except UserError as e:
         log(f"vsr-upscale: error: {e}")
-        sys.exit(1)
+        # nothing is written yet: leave at once, before Orbax's background threads (left
+        # behind by a failed restore) print tracebacks while the interpreter shuts down
+        sys.stdout.flush()
+        os._exit(1)
     failed = 0
     for source, output in pairs:
         if batch and os.path.exists(output) and not _OVERWRITE.value:
