@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tests.conftest import load_config
-from vsr_jax import checkpointing, config_lib, models
+from vsr_jax import config_lib
+from vsr_jax.upscale import bench
 
 TINY_MODELS = {
     "srcnn": dict(model={"name": "srcnn"}, num_frames=1),
@@ -43,22 +42,9 @@ def tiny_config(kind: str, scale: int = 2):
     return config
 
 
-def write_checkpoint(workdir, kind: str, scale: int = 2, seed: int = 0):
-    """A run folder with one checkpoint (step 1) of a tiny `kind` model; returns (model, params)."""
-    config = tiny_config(kind, scale)
-    model = models.create_model(config.model.name, scale, config_lib.model_kwargs(config))
-    t = config.data.num_frames
-    params = models.init_variables(model, jax.random.key(seed), jnp.zeros((1, t, 16, 16, 3)))["params"]
-    # zero-initialised output convs make an untrained model plain bicubic: perturb every weight
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [x + 0.03 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
-    )
-    ckpt = checkpointing.Checkpointer(str(workdir), save_every=1, async_save=False)
-    ckpt.save(1, {"params": params, "step": jnp.asarray(1)}, config.to_dict(), {"step": 1}, force=True)
-    ckpt.close()
-    return model, params
+def write_checkpoint(workdir, kind: str, scale: int = 2, seed: int = 0) -> None:
+    """A run folder with one checkpoint (step 1) of a tiny `kind` model, every weight perturbed."""
+    bench.write_random_checkpoint(str(workdir), tiny_config(kind, scale), noise=0.03, step=1, seed=seed)
 
 
 ASS_HEADER = b"""[Script Info]

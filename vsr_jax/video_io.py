@@ -52,14 +52,10 @@ def iter_image_folder(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Yields the images of a folder of frames in natural order (frame2 before frame10), RGB uint8."""
     from PIL import Image
 
-    names = sorted(
-        (n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)),
-        key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)],
-    )
-    if not names:
+    files = image_files(path)
+    if not files:
         raise VideoError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    for name in names:
-        file = os.path.join(path, name)
+    for file in files:
         try:
             with Image.open(file) as im:
                 yield np.asarray(im.convert("RGB"))
@@ -116,7 +112,6 @@ class VideoInfo:
     color_trc: int = 2
     rotation: float = 0.0
     is_folder: bool = False
-    other_streams: int = 0
 
     @property
     def dtype(self):
@@ -163,7 +158,6 @@ def probe(path: str | os.PathLike, *, folder_fps: float = 25.0, allow_truncated:
         with av.open(path) as container:
             stream = container.streams.video[0]
             frame = next(container.decode(stream), None)
-            other = sum(1 for s in container.streams if s.type in ("audio", "subtitle"))
             rate = stream.guessed_rate or stream.average_rate or Fraction(25)
             time_base = stream.time_base or 1 / Fraction(rate)
     except av.error.FFmpegError as e:
@@ -191,7 +185,6 @@ def probe(path: str | os.PathLike, *, folder_fps: float = 25.0, allow_truncated:
         color_primaries=int(frame.color_primaries),
         color_trc=int(frame.color_trc),
         rotation=float(frame.rotation or 0.0),
-        other_streams=other,
     )
 
 

@@ -38,8 +38,10 @@ def _load_config(spec: str):
     return module.get_config(preset) if preset else module.get_config()
 
 
-def write_random_checkpoint(workdir: str, config) -> None:
-    """A run folder holding the config's model with random weights (step 0)."""
+def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: int = 0, seed: int = 0) -> None:
+    """A run folder holding the config's model with random weights at `step`: the init
+    plus `noise`·N(0,1) on every weight (zero-initialised output convs would make it plain
+    bicubic)."""
     import jax
     import jax.numpy as jnp
 

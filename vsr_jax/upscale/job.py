@@ -217,7 +217,7 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     if not to_video:
         os.makedirs(frames_dir, exist_ok=True)
 
-    writer = _SegmentWriter(work, info, width, height, settings, segment, mode, frames_dir)
+    writer = _SegmentWriter(work, info, width, height, settings, segment, mode, frames_dir, resumed)
     timings = {"decode": 0.0, "model": 0.0, "encode": 0.0}
     if not resumed.get("complete"):  # (a run stopped while joining the segments has nothing left to compute)
         timings = _pipeline(upscaler, info, writer, start, feed_start, state, options, output)
@@ -381,7 +381,7 @@ def _open_work_dir(work: str, signature: dict, log) -> dict:
 class _SegmentWriter:
     """The encode thread's side: frames into segment files (or PNGs), segment bookkeeping."""
 
-    def __init__(self, work, info, width, height, settings, segment, mode, frames_dir):
+    def __init__(self, work, info, width, height, settings, segment, mode, frames_dir, progress):
         self.work, self.info, self.settings, self.segment, self.mode = work, info, settings, segment, mode
         self.frames_dir = frames_dir
         self.subsampled = bool(settings) and any(settings.pix_fmt.startswith(p) for p in ("yuv420", "yuv422", "nv"))
@@ -390,8 +390,6 @@ class _SegmentWriter:
         self.encoder = None
         self.current = None  # index of the segment being written
         self.finished = None  # a closed segment whose recurrent state has not arrived yet
-        with open(os.path.join(work, "progress.json")) as f:
-            progress = json.load(f)
         self.segments_done, self.frames_done = progress["segments"], progress["frames"]
 
     def _seg_path(self, k: int) -> str:
