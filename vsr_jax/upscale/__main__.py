@@ -67,9 +67,12 @@ def load_model(workdir: str, step: int | None, bf16: bool):
 
     if not workdir:
         raise UserError("--workdir is required: the training run whose checkpoint upscales")
-    try:  # Orbax's worker threads print tracebacks of a failed restore: the one line below says it
-        with contextlib.redirect_stderr(io.StringIO()):
-            config, model, params, step = load_run(workdir, step)
+    # Orbax's worker threads print tracebacks of a failed restore, also after it has raised:
+    # stderr stays captured on failure (the caller reports one line on fd 2 and exits at once)
+    quiet = contextlib.redirect_stderr(io.StringIO())
+    quiet.__enter__()
+    try:
+        config, model, params, step = load_run(workdir, step)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — Orbax/tensorstore errors on a damaged checkpoint
@@ -78,6 +81,7 @@ def load_model(workdir: str, step: int | None, bf16: bool):
             f"cannot read the checkpoint in {workdir} ({type(e).__name__}: {first[:200]}); "
             "is it complete? use another --step or re-copy the run"
         ) from None
+    quiet.__exit__(None, None, None)
     if bf16:
         kwargs = {**config_lib.model_kwargs(config), "dtype": "bfloat16"}
         model = models.create_model(config.model.name, int(config.data.scale), kwargs)
@@ -165,10 +169,10 @@ def main(argv):
         model = load_model(_WORKDIR.value, _STEP.value, _BF16.value)
         options = _options()
     except UserError as e:
-        log(f"vsr-upscale: error: {e}")
-        # nothing is written yet: leave at once, before Orbax's background threads (left
-        # behind by a failed restore) print tracebacks while the interpreter shuts down
+        # nothing is written yet: say it on fd 2 (sys.stderr may still be captured, see
+        # load_model) and leave at once, before Orbax's leftover threads print anything
         sys.stdout.flush()
+        os.write(2, f"vsr-upscale: error: {e}\n".encode())
         os._exit(1)
     failed = 0
     for source, output in pairs:
