@@ -110,7 +110,9 @@ def write_video(path, frames, *, pts=None, time_base=Fraction(1, 90000), rate=25
         for p, f in zip(pts, frames, strict=True):
             frame = av.VideoFrame.from_ndarray(f, format=fmt)
             if bt709:
-                frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+                frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG", threads=1)
+            else:  # converted here, one thread: PyAV's default threaded conversion is not deterministic
+                frame = frame.reformat(format=pix_fmt, threads=1)
             frame.pts, frame.time_base = int(p), time_base
             out.mux(v.encode(frame))
         out.mux(v.encode(None))
@@ -160,7 +162,7 @@ def read_video(path):
     frames, times = [], []
     with av.open(os.fspath(path)) as c:
         for f in c.decode(video=0):
-            frames.append(f.to_ndarray(format="rgb24"))
+            frames.append(f.to_ndarray(format="rgb24", threads=1))
             times.append(f.pts * f.time_base)
     return np.stack(frames), times
 

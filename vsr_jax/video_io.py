@@ -38,7 +38,7 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream")
             for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
+                yield frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
@@ -71,6 +71,12 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.nd
 # -- streaming: the upscaler's reader and writers --------------------------------------------
 
 # AVColorSpace values (what frames and streams carry) -> the matrix swscale converts with
+# swscale's automatic threading (PyAV's default, threads=0) is not deterministic here
+# (PyAV 18.1 / its FFmpeg): converting the same 10-bit frame RGB -> YUV -> RGB 200 times gave
+# 3 different results, and a loaded test run read a BT.709 clip with errors of ~1 %. One
+# thread per conversion is exact; decoding and encoding still run in their own threads.
+SWS_THREADS = 1
+
 _MATRIX = {1: "ITU709", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
 
@@ -243,7 +249,16 @@ def decode(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
                         f"{info.path}: frame {i} is {frame.width}×{frame.height}, the first "
                         f"{info.width}×{info.height}; videos that change size mid-stream are not supported"
                     )
-                yield pts, frame.to_ndarray(format=fmt)
+                # the matrix and range named explicitly: the frame's, else the stream's
+                space = frame.colorspace if int(frame.colorspace) in _MATRIX else info.colorspace
+                full = int(frame.color_range or info.color_range) == 2
+                rgb = frame.reformat(
+                    format=fmt,
+                    src_colorspace=_MATRIX.get(space, "ITU601"),
+                    src_color_range="JPEG" if full else "MPEG",
+                    threads=SWS_THREADS,
+                )
+                yield pts, rgb.to_ndarray()
     except av.error.FFmpegError as e:
         raise VideoError(f"{info.path} could not be decoded past frame {last} ({e}); is the file damaged?") from e
 
@@ -328,7 +343,9 @@ class SegmentEncoder:
     def write(self, pts: int, rgb: np.ndarray) -> None:
         av = self._av
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
-        frame = frame.reformat(format=self.settings.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
+        frame = frame.reformat(
+            format=self.settings.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range, threads=SWS_THREADS
+        )
         frame.pts, frame.time_base = int(pts), self.info.time_base
         frame.colorspace, frame.color_primaries, frame.color_trc = (
             self.info.colorspace,
