@@ -138,6 +138,15 @@ def test_same_step_on_one_and_eight_devices_and_checkpoint_restores_on_one_and_f
     assert out["restored_on_1"] and out["restored_on_4"]
     for a, b in zip(out["1"]["params"], out["8"]["params"], strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    # the evaluator's loader (vsr-eval, vsr-upscale) reads it in this one-device process
+    # (Orbax refuses another topology unless given a target)
+    from vsr_jax import checkpointing
+
+    assert jax.device_count() == 1
+    _, params, step = checkpointing.load_params(str(tmp_path / "run"), 2)
+    assert step == 2
+    for a, b in zip(jax.tree.leaves(params), out["8"]["params"], strict=True):
+        np.testing.assert_array_equal(np.asarray(a).ravel(), np.asarray(b, np.float32))
 
 
 def test_recurrent_video_model_trains_and_evaluates_whole_clips(tmp_path):

@@ -90,16 +90,30 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"no checkpoints in {workdir} (expected {directory}); train a model there first")
-    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+    handlers = {
+        "state": ocp.StandardCheckpointHandler(),
+        "config": ocp.JsonCheckpointHandler(),
+        "metadata": ocp.JsonCheckpointHandler(),
+    }
+    manager = ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(read_only=True), item_handlers=handlers
+    )
     try:
         step = manager.latest_step() if step is None else int(step)
         if step is None:
             raise CheckpointError(f"{directory} holds no finished checkpoint")
         if step not in manager.all_steps():
             raise CheckpointError(f"no checkpoint for step {step} in {directory}; have {list(manager.all_steps())}")
+        # onto one local device, whatever mesh wrote it (8 GPUs, a TPU slice): without a target
+        # Orbax restores the saved sharding and refuses another topology
+        device = jax.local_devices()[0]
+        target = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
+            manager.item_metadata(step)["state"],
+        )
         restored = manager.restore(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()),
         )
     finally:
         manager.close()
