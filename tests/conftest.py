@@ -10,8 +10,10 @@ import pathlib
 # The suite's time is mostly XLA compiling many small programs: without backend
 # optimisations it compiles ~3× faster and runs the tiny test programs about as fast
 # (the model tests: 230 s -> 145 s). Set VSR_JAX_TEST_XLA_OPT=1 to test optimised code.
+# YNNPACK dots (vsr_jax/__init__.py) are off for the same reason; test_bench runs with them.
 if os.environ.get("VSR_JAX_TEST_XLA_OPT") != "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    os.environ.setdefault("VSR_JAX_YNN", "0")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

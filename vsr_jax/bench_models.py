@@ -54,30 +54,66 @@ def _timed(fn, reps: int) -> float:
     return float(np.median(times))
 
 
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
+def _flops(lowered) -> float:
+    """FLOPs of a lowered (or compiled) program from XLA's cost analysis."""
+    cost = lowered.cost_analysis()
     if isinstance(cost, list):
         cost = cost[0]
     return float((cost or {}).get("flops", 0.0))
 
 
-def matmul_peak(n: int, reps: int = 3) -> dict:
-    """GFLOP/s of an n×n float32 matmul through XLA, and numpy's sgemm on the host."""
+def _apply(model, params, x):
+    return model.apply({"params": params}, x)
+
+
+def counting_model(model, t: int):
+    """`model` with its time loop unrolled over all t frames, for counting FLOPs only: XLA's
+    cost analysis counts a while loop's body once, which made recurrent_gan's GFLOP/s look
+    t× too low (same function, same params; the timed program keeps the loop)."""
+    return model.clone(unroll=t) if "unroll" in model.__dataclass_fields__ else model
+
+
+def matmul_peak(n: int, reps: int = 5) -> dict:
+    """GFLOP/s of an n×n float32 matmul through XLA, and numpy's sgemm on the host: the best
+    of `reps` calls (a peak is what the machine can reach, not its median)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
-    xla = 2 * n**3 / _timed(lambda: f(a), reps) / 1e9
-    out = {"matmul_n": n, "xla_matmul_gflops": xla}
+    out = {"matmul_n": n, "xla_matmul_gflops": 2 * n**3 / _best(lambda: f(a), reps) / 1e9}
     if jax.default_backend() == "cpu":
         h = np.asarray(a)
-        out["numpy_sgemm_gflops"] = 2 * n**3 / _timed(lambda: h @ h, reps) / 1e9
+        out["numpy_sgemm_gflops"] = 2 * n**3 / _best(lambda: h @ h, reps) / 1e9
     return out
+
+
+def _best(fn, reps: int) -> float:
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _reset_peak_memory() -> None:
+    """Starts a new peak-RSS window for this process (Linux: `5` into /proc/self/clear_refs
+    resets VmHWM), so each recipe's row shows its own peak, not the largest so far."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _peak_memory_mb() -> float:
     stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         return stats["peak_bytes_in_use"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def bench_model(spec: str, sizes, reps: int) -> list[dict]:
@@ -85,6 +121,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     from vsr_jax import config_lib, models, sharding, train
 
     config = load_config(spec)
+    _reset_peak_memory()
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
     s = int(config.data.scale)
@@ -97,6 +134,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
         compiled = apply.lower(params, x).compile()
         compile_s = time.perf_counter() - t0
         seconds = _timed(functools.partial(compiled, params, x), reps)
+        flops = _flops(jax.jit(functools.partial(_apply, counting_model(model, t))).lower(params, x))
         rows.append(
             {
                 "model": spec,
@@ -105,7 +143,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
                 "frames": t,
                 "ms_per_frame": 1000 * seconds / t,
                 "frames_per_s": t / seconds,
-                "gflops": _flops(compiled) / seconds / 1e9,
+                "gflops": flops / seconds / 1e9,
                 "compile_s": compile_s,
             }
         )
@@ -135,7 +173,11 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     state, _ = step(state, batch)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
-    flops = _flops(step.lower(state, batch, pretrain <= 0).compile())  # the steady-state program
+    counted_fn = train.make_train_step(
+        counting_model(model, t), tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual
+    )
+    # the adversarial program: the steady state of a GAN recipe (the others have one program)
+    flops = _flops(train.jit_train_step(counted_fn, mesh, frozen).lower(state, batch, True))
     holder = {"state": state}
 
     def one():
@@ -161,7 +203,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
 
 
 def run(specs, sizes, reps: int, matmul_n: int) -> dict:
-    peak = matmul_peak(matmul_n)
+    before = matmul_peak(matmul_n)
     rows = []
     for spec in specs:
         try:
@@ -175,6 +217,9 @@ def run(specs, sizes, reps: int, matmul_n: int) -> dict:
                 flush=True,
             )
         rows += new
+    # the peak before and after the models (a busy machine or clock changes show as a gap): the best of both
+    after = matmul_peak(matmul_n)
+    peak = {k: max(before[k], after[k]) for k in before}
     ref = peak.get("numpy_sgemm_gflops", peak["xla_matmul_gflops"])
     for r in rows:
         r["of_xla_matmul"] = r["gflops"] / peak["xla_matmul_gflops"]
@@ -185,6 +230,7 @@ def run(specs, sizes, reps: int, matmul_n: int) -> dict:
         "device": str(jax.devices()[0].device_kind),
         "device_count": jax.device_count(),
         "cpu_count": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         **peak,
         "rows": rows,
     }
@@ -194,8 +240,10 @@ def markdown(result: dict) -> str:
     peak = f"XLA {result['matmul_n']}² f32 matmul {result['xla_matmul_gflops']:.0f} GFLOP/s"
     if "numpy_sgemm_gflops" in result:
         peak += f", numpy sgemm {result['numpy_sgemm_gflops']:.0f} GFLOP/s"
+    flags = f" · XLA_FLAGS: `{result['xla_flags']}`" if result.get("xla_flags") else ""
     lines = [
-        f"{result['date']} · {result['backend']} ({result['device']}, {result['cpu_count']} CPUs) · peak: {peak}",
+        f"{result['date']} · {result['backend']} ({result['device']}, {result['cpu_count']} CPUs) · "
+        f"peak: {peak}{flags}",
         "",
         "| model | task | LR size | ms/frame | frames/s | GFLOP/s | of matmul | of peak | compile s | peak mem MB |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

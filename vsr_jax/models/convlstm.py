@@ -90,17 +90,27 @@ class _AlignedStep(nn.Module):
     kernel_size: int
     align: bool
     dtype: Any
+    conv_impl: str = "conv"  # see layers.loop_conv_impl
 
     @nn.compact
     def __call__(self, carry, inputs):
         x, flow = inputs
         if self.align:
             carry = tuple(warp_lib.warp(s, flow, padding_mode="zeros") for s in carry)
-        return ConvLSTMCell(self.features, self.kernel_size, dtype=self.dtype, name="cell")(carry, x)
+        cell = ConvLSTMCell(self.features, self.kernel_size, conv_impl=self.conv_impl, dtype=self.dtype, name="cell")
+        return cell(carry, x)
 
 
 def scan_propagate(
-    features: int, kernel_size: int, align: bool, dtype, *, reverse: bool, unroll: int, name: str
+    features: int,
+    kernel_size: int,
+    align: bool,
+    dtype,
+    *,
+    reverse: bool,
+    unroll: int,
+    name: str,
+    conv_impl: str = "conv",
 ) -> nn.Module:
     """A ConvLSTM pass over time (axis 1) as an XLA loop: (carry, (x, flow)) -> (carry, h)."""
     scanned = nn.scan(
@@ -112,7 +122,7 @@ def scan_propagate(
         reverse=reverse,
         unroll=unroll,
     )
-    return scanned(features, kernel_size, align, dtype, name=name)
+    return scanned(features, kernel_size, align, dtype, conv_impl, name=name)
 
 
 @register("convlstm_vsr")
@@ -191,14 +201,13 @@ class ConvLSTMVSR(nn.Module):
         ConvLSTM carry and the previous LR frame (N,h,w,3): a video cut into chunks gives
         the same frames as one call on the whole video.
         """
-        del train  # no dropout / batch norm
         if lr.ndim != 5:
             raise ValueError(f"convlstm_vsr expects LR clips (N,T,h,w,3), got shape {lr.shape}")
         layers.upsample_factors(self.scale)  # fail early on an unsupported scale
         if state is not None and self.bidirectional:
             raise ValueError("a bidirectional convlstm_vsr sees whole windows; it cannot carry a state")
         n, t, h, w, _ = lr.shape
-        f = self.features
+        f, impl = self.features, layers.loop_conv_impl(train)
         if state is None:
             to_prev, to_next = self._flows(lr)
         else:  # the flow of the chunk's first frame is to the previous chunk's last
@@ -216,11 +225,25 @@ class ConvLSTMVSR(nn.Module):
         feats = layers.per_frame(extract, lr)  # (N, T, h, w, F)
         carry = ConvLSTMCell.initialize_carry((n, h, w), f, self.dtype) if state is None else (state["c"], state["h"])
         final, hidden = scan_propagate(
-            f, self.kernel_size, self.align, self.dtype, reverse=False, unroll=self.unroll, name="forward"
+            f,
+            self.kernel_size,
+            self.align,
+            self.dtype,
+            reverse=False,
+            unroll=self.unroll,
+            name="forward",
+            conv_impl=impl,
         )(carry, (feats, to_prev))
         if self.bidirectional:
             _, backward = scan_propagate(
-                f, self.kernel_size, self.align, self.dtype, reverse=True, unroll=self.unroll, name="backward"
+                f,
+                self.kernel_size,
+                self.align,
+                self.dtype,
+                reverse=True,
+                unroll=self.unroll,
+                name="backward",
+                conv_impl=impl,
             )(carry, (feats, to_next))
             hidden = jnp.concatenate([hidden, backward], axis=-1)
 

@@ -73,6 +73,18 @@ def resolve_conv_impl(impl: str) -> str:
     return impl
 
 
+def loop_conv_impl(train: bool) -> str:
+    """The conv implementation for convolutions inside a time loop (`nn.scan`).
+
+    Training on a CPU: 'matmul' (see `Conv`: XLA:CPU's conv weight gradient inside a while
+    loop is ~17× slower). Otherwise 'conv': without a backward pass XLA's own convolution
+    is faster than the im2col matmul (`vsr-bench`, 2-core CPU: recurrent_gan inference on
+    7×64×64 frames went from 361 to 221 ms/frame). Both compute the same function with the
+    same parameters.
+    """
+    return "matmul" if train and jax.default_backend() == "cpu" else "conv"
+
+
 class Conv(nn.Module):
     """A stride-1 'SAME' k×k convolution with `nn.Conv`'s parameters (kernel (k,k,Cin,F), bias).
 

@@ -44,13 +44,14 @@ class _FrameStep(nn.Module):
     features: int
     num_blocks: int
     dtype: Any
+    conv_impl: str = "conv"  # see layers.loop_conv_impl
 
     @nn.compact
     def __call__(self, prev_sr, inputs):
         lr, flow = inputs
         warped = warp_lib.warp(prev_sr, warp_lib.flow_to_hr(flow, self.scale), padding_mode="border")
         lr_in, feedback = lr.astype(self.dtype), warp_lib.space_to_depth(warped, self.scale).astype(self.dtype)
-        impl, f = "auto", self.features  # matmul convs on CPU: see layers.Conv
+        impl, f = self.conv_impl, self.features
         # the fed-back frame's conv starts at zero: a fresh model is single-frame SR that learns
         # to use its previous output (see the module docstring)
         fb = layers.Conv(
@@ -110,7 +111,6 @@ class FrameRecurrentGenerator(nn.Module):
         (N,H,W,3) and LR frame (N,h,w,3): a video cut into chunks gives the same frames as
         one call on the whole video.
         """
-        del train  # no dropout / batch norm
         if lr.ndim != 5:
             raise ValueError(f"recurrent_gan expects LR clips (N,T,h,w,3), got shape {lr.shape}")
         layers.upsample_factors(self.scale)  # fail early on an unsupported scale
@@ -135,7 +135,7 @@ class FrameRecurrentGenerator(nn.Module):
             in_axes=1,
             out_axes=1,
             unroll=self.unroll,
-        )(self.scale, self.features, self.num_blocks, self.dtype, name="recurrent")
+        )(self.scale, self.features, self.num_blocks, self.dtype, layers.loop_conv_impl(train), name="recurrent")
         if state is None:
             black = jnp.zeros((n, h * self.scale, w * self.scale, 3), jnp.float32)
             _, sr = step(black, (lr.astype(jnp.float32), to_prev))
