@@ -14,10 +14,8 @@ def test_every_recipe_is_listed():
     assert {"srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan"} <= set(CONFIGS)
 
 
-@pytest.mark.parametrize("preset", ["full", "quick"])
-@pytest.mark.parametrize("name", CONFIGS)
-def test_recipe_builds_its_model(name, preset):
-    config = load_config(name, preset)
+def _check_builds(config):
+    """The config validates and its model maps a training patch to the HR patch (shapes only)."""
     train.validate_config(config)
     d = config.data
     model = models.create_model(config.model.name, int(d.scale), config_lib.model_kwargs(config))
@@ -25,8 +23,29 @@ def test_recipe_builds_its_model(name, preset):
     out = jax.eval_shape(lambda x: model.apply(model.init(jax.random.key(0), x), x), lr)  # nothing compiles
     hr = d.patch_size * d.scale
     assert out.shape == (1, d.num_frames, hr, hr, 3)
+
+
+@pytest.mark.parametrize("preset", ["full", "quick"])
+@pytest.mark.parametrize("name", CONFIGS)
+def test_recipe_builds_its_model(name, preset):
+    config = load_config(name, preset)
+    _check_builds(config)
     if preset == "quick":
         assert config.total_steps <= 400
+
+
+@pytest.mark.parametrize("preset", ["colab", "tiny"])
+def test_gan_notebook_presets(preset):
+    """configs/gan.py's presets for the Colab notebook (colab) and its test (tiny)."""
+    config = load_config("gan", preset)
+    _check_builds(config)
+    assert config.batch_size % 8 == 0  # splits evenly over the 8 cores of a TPU v2-8 / v5e-8
+    assert config.gan.loss and config.gan.pretrain_steps < config.total_steps  # the discriminator trains
+    assert config.loss.perceptual_weight == 0  # no VGG weights in Colab
+    if preset == "colab":
+        assert config.gan.pretrain_steps > 0  # FRVSR warm-up first
+    else:
+        assert config.total_steps <= 10 and config.total_steps % config.checkpoint_every == 0
 
 
 @pytest.mark.parametrize("name", CONFIGS)
