@@ -1,42 +1,45 @@
-"""Regenerates the README tables "Models" and "Every model after a short CPU run".
+"""Regenerates the README tables "Models" (sizes) and "Every model after a short CPU run".
 
 1. Sizes: parameters and forward GFLOPs per output frame (XLA cost analysis, ×4, LR
    180×320 -> 720×1280) of every registered model at its default (published) size, with
    BasicVSR's published parameter count for reference.
-2. Short runs: trains each recipe's `:quick` preset at ×4 on the bundled sample clips in
-   WORKDIR/<entry>, evaluates on the held-out shots (Y-PSNR/Y-SSIM, crop 4, the bicubic
-   baseline under the same protocol), and tabulates them with the trained network's size.
-   An entry whose WORKDIR/<entry>/eval/metrics.json exists is read, not retrained, so an
-   interrupted run continues where it stopped.
+2. Runs: trains each recipe's `:quick` preset at ×4 on the bundled sample clips (`--full`:
+   the full recipes on Vimeo-90K) in WORKDIR/<entry> with the training binary, scores the
+   final checkpoints with the metrics binary in one batch call (Y-PSNR/Y-SSIM, crop 4, the
+   bicubic baseline under the same protocol) and tabulates them with the network's size.
+   Finished runs are read, not retrained; an interrupted one resumes.
 
-Tables are printed and written to WORKDIR/tables.md.
+    python experiments/model_zoo.py --workdir=runs/zoo [--only=srcnn,unet] [--steps=N] [--full]
 """
 
 from __future__ import annotations
 
-import os
-
 from absl import app, flags
-from common import entry_dir, load_config, machine_line, run_or_read
+from common import Entry, ExperimentError, data_line, evaluate, final_step, machine_line, minutes, publish, train
 
-# entry -> (config file, preset, overrides); every entry trains at ×4.
-ENTRIES = {
-    "srcnn": ("srcnn.py", "quick", {}),
-    "unet": ("unet.py", "quick", {"data.patch_size": 32, "total_steps": 300}),
-    "runet": ("runet.py", "quick", {}),
-    "srresnet": ("srresnet.py", "quick", {}),
-    "convlstm_vsr": ("convlstm.py", "quick", {}),
-    "convlstm_vsr (bidirectional)": ("convlstm.py", "quick", {"model.bidirectional": True}),
+# every entry trains at ×4 (the :quick presets of image recipes are ×4 already except the U-Net)
+ENTRIES = [
+    Entry("srcnn", "srcnn.py"),
+    Entry("unet", "unet.py", overrides={"data.scale": 4, "data.patch_size": 32, "total_steps": 300}),
+    Entry("runet", "runet.py"),
+    Entry("srresnet", "srresnet.py"),
+    Entry("convlstm_vsr", "convlstm.py"),
+    Entry("convlstm_vsr (bidirectional)", "convlstm.py", overrides={"model.bidirectional": True}),
     # FRVSR: the video GAN's generator trained alone (pixel + flow loss, its warm-up objective)
-    "recurrent_gan (no D)": ("gan.py", "quick", {"gan.loss": "", "loss.pingpong_weight": 0.0}),
-}
+    Entry(
+        "recurrent_gan (no D)",
+        "gan.py",
+        overrides={"gan.loss": "", "loss.pingpong_weight": 0.0},
+        full_overrides={"gan.loss": "", "loss.pingpong_weight": 0.0, "loss.perceptual_weight": 0.0},
+    ),
+]
 BASICVSR = ("BasicVSR (Chan et al., 2021; published)", 6_300_000)
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory for the runs.", required=True)
 _ONLY = flags.DEFINE_list(
-    "only", [], f"Train only these entries (default all; the table shows every finished one): {', '.join(ENTRIES)}."
+    "only",
+    [],
+    "Train only these entries (default all; the table shows every finished one): " + ", ".join(e.name for e in ENTRIES),
 )
-_STEPS = flags.DEFINE_integer("steps", 0, "Override every entry's training steps (0: the preset's).")
 
 
 def size_table() -> str:
@@ -56,67 +59,61 @@ def size_table() -> str:
     return "\n".join(rows)
 
 
-def train_entry(name: str, *, train_if_missing: bool = True) -> dict | None:
+def network_size(workdir: str) -> tuple[int, float]:
+    """(parameters, forward GFLOPs per frame at 180×320 ×4) of the run's trained network."""
+    import json
+
+    import ml_collections
+
     from vsr_jax import config_lib, models
     from vsr_jax.models import stats
 
-    filename, preset, overrides = ENTRIES[name]
-    config = load_config(filename, preset, overrides, steps=_STEPS.value)
-    done = run_or_read(config, entry_dir(_WORKDIR.value, name), train_if_missing=train_if_missing)
-    if done is None:
-        return None
-    result, minutes = done
-    model = models.create_model(config.model.name, 4, config_lib.model_kwargs(config))
+    with open(f"{workdir}/config.json") as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
-    return {
-        "entry": name,
-        "config": f"configs/{filename}:{preset}",
-        "steps": int(config.total_steps),
-        "params": stats.count_params(model, (1, t, 32, 32, 3)),
-        "gflops": stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9,
-        "minutes": minutes,
-        **{k: result[k] for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "num_frames")},
-    }
+    return stats.count_params(model, (1, t, 32, 32, 3)), stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9
 
 
-def results_table(rows: list[dict]) -> str:
+def results_table(entries: list[Entry], workdirs: list[str], results: list[dict]) -> str:
     lines = [
         "| model | config | params | GFLOPs/frame | steps | minutes | Y-PSNR | Y-SSIM | Δ PSNR vs bicubic |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        minutes = f"{r['minutes']:.1f}" if r["minutes"] is not None else "–"
+    for e, w, r in zip(entries, workdirs, results, strict=True):
+        params, gflops = network_size(w)
+        m = minutes(w)
         lines.append(
-            f"| `{r['entry']}` | `{r['config']}` | {r['params'] / 1e6:.3f} M | {r['gflops']:.0f} | {r['steps']} | "
-            f"{minutes} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['psnr_y'] - r['bicubic_psnr_y']:+.2f} dB |"
+            f"| `{e.name}` | `{e.config_name}` | {params / 1e6:.3f} M | {gflops:.0f} | {r['step']} | "
+            f"{'–' if m is None else f'{m:.1f}'} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | "
+            f"{r['psnr_y'] - r['bicubic_psnr_y']:+.2f} dB |"
         )
-    if rows:
-        r = rows[0]
-        lines.append(f"| bicubic | | | | | | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} | |")
-    lines.append("")
-    lines.append(
-        f"×4 on the bundled held-out shots ({rows[0]['num_frames'] if rows else 0} frames), Y channel (BT.601), "
-        f"crop 4; minutes are wall clock including start-up and evaluation on {machine_line()} (upper bounds "
-        "when the machine ran other work meanwhile)."
-    )
+    r = results[0]
+    lines.append(f"| bicubic | | | | | | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} | |")
+    lines += [
+        "",
+        f"{data_line(results)}; scored by `vsr-eval` in batch mode; minutes are the training command's wall "
+        f"clock (start-up and its own final evaluation included) on {machine_line()}.",
+    ]
     return "\n".join(lines)
 
 
 def main(argv):
     del argv
-    unknown = sorted(set(_ONLY.value) - set(ENTRIES))
+    names = [e.name for e in ENTRIES]
+    unknown = sorted(set(_ONLY.value) - set(names))
     if unknown:
-        raise app.UsageError(f"unknown entries {unknown}; choose from {list(ENTRIES)}")
-    os.makedirs(_WORKDIR.value, exist_ok=True)
-    sizes = size_table()
-    print(sizes, flush=True)
-    for name in _ONLY.value or ENTRIES:
-        train_entry(name)
-    rows = [r for name in ENTRIES if (r := train_entry(name, train_if_missing=False))]
-    text = "### Models\n\n" + sizes + "\n\n### Every model after a short CPU run\n\n" + results_table(rows) + "\n"
-    with open(os.path.join(_WORKDIR.value, "tables.md"), "w") as f:
-        f.write(text)
-    print(text)
+        raise ExperimentError(f"unknown entries {unknown}; choose from {names}")
+    publish("model_sizes", size_table())
+    for e in ENTRIES:
+        if not _ONLY.value or e.name in _ONLY.value:
+            train(e)
+    done = [e for e in ENTRIES if final_step(e.run_dir()) is not None]
+    if not done:
+        raise ExperimentError("no entry has finished training")
+    workdirs = [e.run_dir() for e in done]
+    results = evaluate(workdirs)
+    publish("model_zoo", results_table(done, workdirs, results))
 
 
 if __name__ == "__main__":

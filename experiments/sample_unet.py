@@ -1,46 +1,30 @@
 """Regenerates the README table "Results: SR-U-Net on the bundled clips".
 
-Trains `configs/unet.py` for `--steps` steps on the sample clips in a fresh `--workdir`,
-evaluates on the held-out shots, and prints the table (also written to
-WORKDIR/eval/table.md) with the training speed measured in this run.
+Trains `configs/unet.py:quick` (the README's quick start: ×2, 400 steps; `--steps` to
+change) on the sample clips in WORKDIR/unet with the training binary, scores the final
+checkpoint with the metrics binary, and tabulates it per held-out clip next to bicubic.
+`--full` trains the full recipe on Vimeo-90K.
+
+    python experiments/sample_unet.py --workdir=runs/exp_sample_unet [--steps=5000]
 """
 
 from __future__ import annotations
 
-import datetime
+import json
 import os
-import platform
-import sys
-import time
 
-from absl import app, flags
+from absl import app
+from common import Entry, data_line, evaluate, machine_line, minutes, publish, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A new directory for this run.", required=True)
-_STEPS = flags.DEFINE_integer("steps", 400, "Training steps (the README quick start uses 400).")
+ENTRY = Entry("unet", "unet.py")
 
 
 def main(argv):
     del argv
-    import importlib.util
-
-    import jax
-
-    from vsr_jax import train
-
-    if os.path.exists(os.path.join(_WORKDIR.value, "checkpoints")):
-        raise app.UsageError(f"{_WORKDIR.value} already holds a run; pass a new --workdir")
-    spec = importlib.util.spec_from_file_location("unet_config", os.path.join(ROOT, "configs", "unet.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    config.total_steps = _STEPS.value
-
-    t0 = time.time()
-    result = train.train_and_evaluate(config, _WORKDIR.value)
-    minutes = (time.time() - t0) / 60
+    workdir = train(ENTRY)
+    (result,) = evaluate([workdir])
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
     rows = [
         "| clip | frames | bicubic Y-PSNR | SR-U-Net Y-PSNR | bicubic Y-SSIM | SR-U-Net Y-SSIM |",
         "|---|---|---|---|---|---|",
@@ -54,17 +38,17 @@ def main(argv):
         f"| **mean over clips** | {result['num_frames']} | {result['bicubic_psnr_y']:.2f} | "
         f"**{result['psnr_y']:.2f}** | {result['bicubic_ssim_y']:.4f} | **{result['ssim_y']:.4f}** |"
     )
-    device = f"{jax.device_count()}× {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})"
-    rows.append("")
-    rows.append(
-        f"×2, {config.total_steps} steps of batch {config.batch_size} (64×64 → 128×128 patches), "
-        f"{minutes:.1f} min wall clock including start-up and evaluation on {device}, "
-        f"{datetime.date.today().isoformat()}. Crop border {result['crop_border']}, Y channel (BT.601)."
-    )
-    table = "\n".join(rows)
-    with open(os.path.join(_WORKDIR.value, "eval", "table.md"), "w") as f:
-        f.write(table + "\n")
-    print(table)
+    m = minutes(workdir)
+    p = config["data"]["patch_size"]
+    s = config["data"]["scale"]
+    rows += [
+        "",
+        f"{data_line([result])}; `{ENTRY.config_name}`, {result['step']} steps of batch {config['batch_size']} "
+        f"({p}×{p} → {p * s}×{p * s} patches)"
+        + (f", {m:.1f} min for the training command" if m is not None else "")
+        + f"; {machine_line()}.",
+    ]
+    publish("sample_unet", "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -536,6 +536,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     total = int(config.total_steps)
     preempt = _Preemption()
     step = start_step
+    timing = {}
     try:
         if step < total:
             ds = pipeline.make_train_dataset(
@@ -566,6 +567,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 if step == start_step + 1:
                     jax.block_until_ready(m)
                     logging.info("first step (compile + run) took %.1f s", time.time() - t_first)
+                    t_steady = time.time()
                 report(step)
                 bar.update(1)
                 if step % config.log_every == 0 or step == total:
@@ -582,11 +584,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 if preempt.requested:
                     break
             bar.close()
+            jax.block_until_ready(state)
+            if step > start_step + 1:  # steady state: after the first (compiling) step, checkpoints included
+                timing["train_steps_per_sec"] = (step - start_step - 1) / (time.time() - t_steady)
         ckpt.wait()
         if preempt.requested:
             logging.warning("stopped at step %d after SIGTERM; run the same command to resume", step)
             return {"step": step, "preempted": True}
-        result = _final_evaluation(model, state, config, eval_pairs, writer, workdir, step)
+        result = _final_evaluation(model, state, config, eval_pairs, writer, workdir, step, timing)
     finally:
         preempt.restore()
         ckpt.close()
@@ -611,7 +616,7 @@ def _preview(model, state, config, pairs, writer, step) -> None:
     writer.write_images(step, {f"preview/{name}": img[None] for name, _, img in rows})
 
 
-def _final_evaluation(model, state, config, pairs, writer, workdir, step) -> dict:
+def _final_evaluation(model, state, config, pairs, writer, workdir, step, timing: dict) -> dict:
     predict = _predictor(model, state, config)
     t0 = time.time()
     result = evaluate.evaluate_clips(
@@ -621,7 +626,13 @@ def _final_evaluation(model, state, config, pairs, writer, workdir, step) -> dic
         crop_border=config_lib.crop_border(config),
         frame_stride=int(config.eval.frame_stride),
     )
-    result.update(step=step, crop_border=config_lib.crop_border(config), dataset=f"{config.data.name}/test")
+    result.update(
+        step=step,
+        crop_border=config_lib.crop_border(config),
+        dataset=f"{config.data.name}/test",
+        devices=jax.device_count(),
+        **timing,
+    )
     logging.info("held-out evaluation (%d frames) took %.1f s", result["num_frames"], time.time() - t0)
     keys = [k for k in result if isinstance(result[k], float)]
     writer.write_scalars(step, {f"eval/{k}": result[k] for k in keys if k in result})
