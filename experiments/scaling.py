@@ -5,8 +5,9 @@ with the same global batch on 1, 2, 4, 8 devices (`--devices`), each run a separ
 training command: data parallel over a `data` mesh axis, each device gets batch/n
 examples. It reports the steady-state training speed (the trainer's own measurement,
 after the compiling first step) and the speed-up over one device, and scores every final
-checkpoint with the metrics binary in one batch call: the held-out Y-PSNR must not depend
-on the device count (the runs see the same examples in the same order).
+checkpoint with the metrics binary in one batch call: the held-out Y-PSNR should not depend
+on the device count beyond floating-point summation order (the runs see the same examples
+in the same order; 100 steps here agree within 0.04 dB).
 
 Devices: on a CPU-only machine the runs use `--xla_force_host_platform_device_count=n`
 virtual devices, which share the machine's cores, so the table measures the overhead of
