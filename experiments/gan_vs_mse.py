@@ -19,6 +19,8 @@ recipes on Vimeo-90K. Finished runs are read, not retrained.
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import app, flags
 from common import Entry, data_line, evaluate, machine_line, minutes, publish, train
 
@@ -41,9 +43,7 @@ def main(argv):
     entries = ENTRIES + (IMAGE_ENTRIES if _IMAGE.value else [])
     if _VGG.value:
         vgg = {"loss.vgg_weights": _VGG.value, "loss.perceptual_weight": 0.2}
-        entries = [
-            Entry(e.name, e.config_file, e.preset, {**e.overrides, **vgg}) if "GAN" in e.name else e for e in entries
-        ]
+        entries = [dataclasses.replace(e, overrides={**e.overrides, **vgg}) if "GAN" in e.name else e for e in entries]
     workdirs = [train(e) for e in entries]
     results = evaluate(workdirs)
     lines = [

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsr_jax.models import stats
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = ("srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan")
 QUICK = ("srcnn:quick", "srresnet:quick")
@@ -43,34 +45,24 @@ def load_config(spec: str):
     return module.get_config(preset) if preset else module.get_config()
 
 
-def _timed(fn, reps: int) -> float:
-    """Median seconds of `reps` calls of fn (blocked until done), after one warm-up call."""
+def _call_times(fn, reps: int) -> list[float]:
+    """Seconds of each of `reps` calls of fn (blocked until done), after one warm-up call."""
     jax.block_until_ready(fn())
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return times
 
 
-def _flops(lowered) -> float:
-    """FLOPs of a lowered (or compiled) program from XLA's cost analysis."""
-    cost = lowered.cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0]
-    return float((cost or {}).get("flops", 0.0))
+def _timed(fn, reps: int) -> float:
+    """Median seconds of `reps` calls of fn (see `_call_times`)."""
+    return float(np.median(_call_times(fn, reps)))
 
 
 def _apply(model, params, x):
     return model.apply({"params": params}, x)
-
-
-def counting_model(model, t: int):
-    """`model` with its time loop unrolled over all t frames, for counting FLOPs only: XLA's
-    cost analysis counts a while loop's body once, which made recurrent_gan's GFLOP/s look
-    t× too low (same function, same params; the timed program keeps the loop)."""
-    return model.clone(unroll=t) if "unroll" in model.__dataclass_fields__ else model
 
 
 def matmul_peak(n: int, reps: int = 5) -> dict:
@@ -78,21 +70,11 @@ def matmul_peak(n: int, reps: int = 5) -> dict:
     of `reps` calls (a peak is what the machine can reach, not its median)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
-    out = {"matmul_n": n, "xla_matmul_gflops": 2 * n**3 / _best(lambda: f(a), reps) / 1e9}
+    out = {"matmul_n": n, "xla_matmul_gflops": 2 * n**3 / min(_call_times(lambda: f(a), reps)) / 1e9}
     if jax.default_backend() == "cpu":
         h = np.asarray(a)
-        out["numpy_sgemm_gflops"] = 2 * n**3 / _best(lambda: h @ h, reps) / 1e9
+        out["numpy_sgemm_gflops"] = 2 * n**3 / min(_call_times(lambda: h @ h, reps)) / 1e9
     return out
-
-
-def _best(fn, reps: int) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _reset_peak_memory() -> None:
@@ -134,7 +116,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
         compiled = apply.lower(params, x).compile()
         compile_s = time.perf_counter() - t0
         seconds = _timed(functools.partial(compiled, params, x), reps)
-        flops = _flops(jax.jit(functools.partial(_apply, counting_model(model, t))).lower(params, x))
+        flops = stats.program_flops(jax.jit(functools.partial(_apply, stats.unrolled(model, t))).lower(params, x))
         rows.append(
             {
                 "model": spec,
@@ -174,10 +156,10 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
     counted_fn = train.make_train_step(
-        counting_model(model, t), tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual
+        stats.unrolled(model, t), tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual
     )
     # the adversarial program: the steady state of a GAN recipe (the others have one program)
-    flops = _flops(train.jit_train_step(counted_fn, mesh, frozen).lower(state, batch, True))
+    flops = stats.program_flops(train.jit_train_step(counted_fn, mesh, frozen).lower(state, batch, True))
     holder = {"state": state}
 
     def one():

@@ -23,6 +23,21 @@ def count_params(model, lr_shape=(1, 1, 32, 32, 3)) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(variables.get("params", {}))))
 
 
+def unrolled(model, t: int):
+    """`model` with its time loop unrolled over t frames (models with an `unroll` field), for
+    counting FLOPs: XLA's cost analysis counts a while loop's body once. Same function and
+    params; other models are returned as they are."""
+    return model.clone(unroll=t) if "unroll" in model.__dataclass_fields__ else model
+
+
+def program_flops(lowered) -> float:
+    """FLOPs of a lowered (or compiled) program from XLA's cost analysis (0 when it has none)."""
+    cost = lowered.cost_analysis()
+    if isinstance(cost, list):  # older JAX: one dict per computation
+        cost = cost[0]
+    return float((cost or {}).get("flops", 0.0))
+
+
 def flops_per_frame(model, lr_shape=(1, 7, 180, 320, 3)) -> float:
     """Forward FLOPs per output frame for LR input `lr_shape` (N, T, h, w, 3).
 
@@ -31,13 +46,10 @@ def flops_per_frame(model, lr_shape=(1, 7, 180, 320, 3)) -> float:
     """
     n, t = lr_shape[:2]
     if "unroll" in model.__dataclass_fields__:
-        model = model.clone(unroll=t)
+        model = unrolled(model, t)
     else:
         lr_shape, n, t = (1, 1) + tuple(lr_shape[2:]), 1, 1
     variables = _abstract_variables(model, lr_shape)
     lr = jax.ShapeDtypeStruct(lr_shape, jnp.float32)
     lowered = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, lr)
-    cost = lowered.cost_analysis()
-    if isinstance(cost, list):  # older JAX: one dict per computation
-        cost = cost[0]
-    return float(cost["flops"]) / (n * t)
+    return program_flops(lowered) / (n * t)
