@@ -70,14 +70,20 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.nd
 
 # -- streaming: the upscaler's reader and writers --------------------------------------------
 
-# AVColorSpace values (what frames and streams carry) -> the matrix swscale converts with
 # swscale's automatic threading (PyAV's default, threads=0) is not deterministic here
 # (PyAV 18.1 / its FFmpeg): converting the same 10-bit frame RGB -> YUV -> RGB 200 times gave
 # 3 different results, and a loaded test run read a BT.709 clip with errors of ~1 %. One
 # thread per conversion is exact; decoding and encoding still run in their own threads.
 SWS_THREADS = 1
 
+# AVColorSpace values (what frames and streams carry) -> the matrix swscale converts with
 _MATRIX = {1: "ITU709", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def _sws_colour(colorspace: int, color_range: int) -> tuple[str, str]:
+    """(swscale matrix, range) for AVColorSpace / AVColorRange values: BT.601 and limited
+    range unless the values say otherwise."""
+    return _MATRIX.get(int(colorspace), "ITU601"), "JPEG" if int(color_range) == 2 else "MPEG"
 
 
 def natural_key(name: str) -> list:
@@ -250,14 +256,11 @@ def decode(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
                         f"{info.width}×{info.height}; videos that change size mid-stream are not supported"
                     )
                 # the matrix and range named explicitly: the frame's, else the stream's
-                space = frame.colorspace if int(frame.colorspace) in _MATRIX else info.colorspace
-                full = int(frame.color_range or info.color_range) == 2
-                rgb = frame.reformat(
-                    format=fmt,
-                    src_colorspace=_MATRIX.get(space, "ITU601"),
-                    src_color_range="JPEG" if full else "MPEG",
-                    threads=SWS_THREADS,
+                matrix, rng = _sws_colour(
+                    frame.colorspace if int(frame.colorspace) in _MATRIX else info.colorspace,
+                    frame.color_range or info.color_range,
                 )
+                rgb = frame.reformat(format=fmt, src_colorspace=matrix, src_color_range=rng, threads=SWS_THREADS)
                 yield pts, rgb.to_ndarray()
     except av.error.FFmpegError as e:
         raise VideoError(f"{info.path} could not be decoded past frame {last} ({e}); is the file damaged?") from e
@@ -337,8 +340,7 @@ class SegmentEncoder:
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         self.stream, self.info, self.settings = stream, info, settings
-        self._matrix = _MATRIX.get(info.colorspace, "ITU601")
-        self._range = "JPEG" if info.color_range == 2 else "MPEG"
+        self._matrix, self._range = _sws_colour(info.colorspace, info.color_range)
 
     def write(self, pts: int, rgb: np.ndarray) -> None:
         av = self._av
