@@ -61,6 +61,16 @@ def tiny_unet_config(**overrides):
 
 
 @pytest.fixture(scope="session")
+def straight_run(tmp_path_factory):
+    """(workdir, result) of `tiny_unet_config()` trained 30 steps without a break:
+    checkpoints at 10, 20, 30. Read it only; copy it to change it."""
+    from vsr_jax import train
+
+    workdir = str(tmp_path_factory.mktemp("straight") / "run")
+    return workdir, train.train_and_evaluate(tiny_unet_config(total_steps=30), workdir)
+
+
+@pytest.fixture(scope="session")
 def manifest():
     """BasicSR's reference vectors. CI (VSR_JAX_REQUIRE_REFERENCE=1) fails without them; elsewhere they skip."""
     path = REFERENCE / "manifest.json"

@@ -24,10 +24,12 @@ def error_lines(proc):
         (["--config=configs/nope.py"], "nope.py"),
         (["--config=configs/unet.py", "--config.totl_steps=5"], "totl_steps"),
         (["--config=configs/unet.py", "--config.total_steps=many"], "total_steps"),
-        (["--config=configs/unet.py", "--config.model.name=srcnnn"], "srcnnn"),
+        (
+            ["--config=configs/srresnet.py", "--config.data.scale=8"],
+            "data.scale=8 is not supported by model 'srresnet'",
+        ),
         (["--config=configs/unet.py", "--config.data.name=vimeo90k", "--config.data.manual_dir=/nope"], "vimeo"),
         (["--config=configs/unet.py", "--config.data.name=video_folder", "--config.data.path=/nope"], "/nope"),
-        (["--config=configs/unet.py", "--config.data.degradation=bdx"], "bdx"),
     ],
 )
 def test_bad_config_is_one_line_and_nonzero(tmp_path, args, message):

@@ -38,45 +38,35 @@ def test_thirty_steps_lower_the_loss_on_sample_data():
     assert after < 0.97 * before, (before, after)  # measured: 0.94
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Three short runs: 30 steps straight, and 20 steps then resumed to 30."""
-    base = tmp_path_factory.mktemp("runs")
-    straight, resumed = str(base / "straight"), str(base / "resumed")
-    results = {
-        "straight": train.train_and_evaluate(tiny_unet_config(total_steps=30), straight),
-        "first": train.train_and_evaluate(tiny_unet_config(total_steps=20), resumed),
-        "resumed": train.train_and_evaluate(tiny_unet_config(total_steps=30), resumed),
-    }
-    return straight, resumed, results
+def test_run_keeps_the_newest_checkpoints_and_the_loader_reads_them(straight_run):
+    # bit-exact resume: tests/test_reliability.py (after SIGTERM, SIGKILL and a damaged checkpoint)
+    straight, _ = straight_run
+    assert checkpointing.Checkpointer(straight, save_every=10).all_steps() == [10, 20, 30]
+    config, params, step = checkpointing.load_params(straight)
+    assert step == 30 and config["model"]["name"] == "unet" and config["total_steps"] == 30
+    assert params["upscale_conv"]["kernel"].shape == (3, 3, 8, 3 * 2 * 2)
 
 
-def test_resume_gives_bit_identical_params(runs):
-    straight, resumed, _ = runs
-    _, p_straight, s1 = checkpointing.load_params(straight)
-    _, p_resumed, s2 = checkpointing.load_params(resumed)
-    assert s1 == s2 == 30
-    for a, b in zip(jax.tree.leaves(p_straight), jax.tree.leaves(p_resumed), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    steps = checkpointing.Checkpointer(resumed, save_every=10).all_steps()
-    assert steps == [10, 20, 30]  # keep_checkpoints = 3
-
-
-def test_run_writes_metrics_figure_and_config(runs):
-    straight, _, results = runs
+def test_run_writes_metrics_figure_and_config(straight_run):
+    straight, straight_result = straight_run
     metrics = json.loads(open(os.path.join(straight, "eval", "metrics.json")).read())
     for key in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "step"):
         assert key in metrics
-    assert metrics["step"] == 30 and metrics["psnr_y"] == pytest.approx(results["straight"]["psnr_y"])
+    assert metrics["step"] == 30 and metrics["psnr_y"] == pytest.approx(straight_result["psnr_y"])
     assert 20 < metrics["bicubic_psnr_y"] < 45 and 0.5 < metrics["bicubic_ssim_y"] < 1
     assert os.path.getsize(os.path.join(straight, "eval", "samples_step30.png")) > 10_000
     assert json.load(open(os.path.join(straight, "config.json")))["total_steps"] == 30
 
 
-def test_resume_refuses_a_workdir_of_another_model(runs, tmp_path):
-    straight, _, _ = runs
-    with pytest.raises(train.UserError, match="another model"):
-        train.train_and_evaluate(tiny_unet_config(**{"model.features": (8, 8), "total_steps": 40}), straight)
+def test_resume_refuses_a_config_that_changes_the_model_shape_naming_the_keys(straight_run):
+    straight, _ = straight_run
+    changed = tiny_unet_config(**{"model.features": (8, 8), "data.scale": 4, "total_steps": 40})
+    with pytest.raises(checkpointing.CheckpointError) as e:
+        train.train_and_evaluate(changed, straight)
+    message = str(e.value)
+    assert "data.scale: 2 -> 4" in message and "model.features: [8, 16] -> [8, 8]" in message, message
+    assert "total_steps" not in message  # a change that keeps the shapes is not what is refused
+    assert checkpointing.Checkpointer(straight, save_every=10).all_steps() == [10, 20, 30]  # nothing written
 
 
 _ONE_VS_EIGHT = textwrap.dedent(
@@ -111,7 +101,9 @@ _ONE_VS_EIGHT = textwrap.dedent(
     ckpt.save(2, state, config.to_dict(), {}, force=True)
     for n in (1, 4):
         target = jax.device_put(init, sharding.replicated(sharding.make_mesh(jax.devices()[:n])))
-        restored = ckpt.restore_state(2, checkpointing.abstract_like(target))
+        fields, saved_step, _, _ = ckpt.restore_newest(train.state_fields(checkpointing.abstract_like(target)))
+        assert saved_step == 2
+        restored = train.TrainState(**fields)
         assert len(restored.params["upscale_conv"]["kernel"].sharding.device_set) == n
         for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -1,78 +1,347 @@
 """Orbax checkpoints of a run: the train state, the config that made it, and metadata.
 
 Layout: ``WORKDIR/checkpoints/<step>/{state,config,metadata}``. `state` is the whole
-TrainState (params, optimizer state, step); `config` the run's config as JSON, so a
-checkpoint can be evaluated or used for upscaling with nothing but its directory; this
-module does not import the training code.
+TrainState (params, optimizer states, step, the non-finite guard's counters); `config`
+the run's config as JSON, so a checkpoint can be evaluated or used for upscaling with
+nothing but its directory; `metadata` the model name, the code version, the training
+data's signature and a checksum of every array of the state.
+
+Integrity: Orbax writes each checkpoint to a temporary directory and renames it when
+complete, so a killed or failed save never replaces an older checkpoint. What Orbax does
+not see is damage after the fact (a truncated or bit-flipped file): a restore checks
+every array against its checksum; a damaged checkpoint is moved to
+``WORKDIR/checkpoints_damaged/`` with a warning and the next older one is used.
+This module does not import the training code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
+import subprocess
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from vsr_jax.errors import UserError
 
 CHECKPOINT_SUBDIR = "checkpoints"
+DAMAGED_SUBDIR = "checkpoints_damaged"
 
 
 class CheckpointError(UserError, ValueError):
-    """A checkpoint directory that is missing, empty or from an incompatible run."""
+    """A checkpoint directory that is missing, empty, damaged or from an incompatible run."""
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint could not be written (disk full, quota, permissions)."""
 
 
 def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
 
 
+def code_version() -> str:
+    """vsr_jax's version, plus the git commit when it runs from a checkout ("0.1.0+g65c0c58")."""
+    from vsr_jax import __version__
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    commit = out.stdout.strip()
+    return f"{__version__}+g{commit}" if out.returncode == 0 and commit else __version__
+
+
+# ------------------------------------------------------------------------ checksums
+
+
+def leaf_name(path) -> str:
+    """A pytree path as "opt_state/1/0/mu/conv/kernel", the same for a TrainState and the
+    dict Orbax reads back (attribute, key and index steps all become plain names)."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def named_leaves(tree: Any) -> dict[str, Any]:
+    return {leaf_name(p): x for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _leaf_checksum(x: jax.Array) -> jax.Array:
+    """A uint32 digest of an array's bits: Σ bitsᵢ·wᵢ (mod 2³²) with odd position weights,
+    so any change to one element, and a swap of two, changes it."""
+    if x.dtype == jnp.bool_:
+        bits = x.astype(jnp.uint32)
+    elif x.dtype.itemsize == 8:
+        bits = jax.lax.bitcast_convert_type(x, jnp.uint32)  # (..., 2)
+    else:
+        bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}")).astype(jnp.uint32)
+    bits = bits.reshape(-1)
+    weights = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2654435761) | jnp.uint32(1)
+    return jnp.sum(bits * weights, dtype=jnp.uint32)
+
+
+@jax.jit
+def _checksums(leaves: dict) -> dict:
+    return {k: _leaf_checksum(v) for k, v in leaves.items()}
+
+
+def state_checksums(state: Any) -> dict[str, int]:
+    """{leaf name: uint32 digest} of every array in `state` (computed where the arrays live)."""
+    sums = jax.device_get(_checksums(named_leaves(state)))
+    return {k: int(v) for k, v in sums.items()}
+
+
+def verify_checksums(state: Any, expected: dict | None) -> list[str]:
+    """Names of the arrays of `state` whose digest differs from `expected` (those it names)."""
+    if not expected:
+        return []
+    have = state_checksums({k: v for k, v in named_leaves(state).items() if k in expected})
+    return sorted(k for k, v in have.items() if int(expected[k]) != v)
+
+
+# ------------------------------------------------------------------- write errors
+
+
+_OS_ERROR = re.compile(r"os_error_code='?(\d+)")
+
+
+def describe_write_error(e: BaseException) -> str:
+    """'No space left on device' from an OSError or from TensorStore's message about one."""
+    if isinstance(e, OSError) and e.errno:
+        return os.strerror(e.errno)
+    m = _OS_ERROR.search(str(e))
+    if m:
+        return os.strerror(int(m.group(1)))
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return first.split(" See full TensorStore details")[0][:200]
+
+
+# ---------------------------------------------------------------------- the manager
+
+
+def _item_handlers() -> dict:
+    return {
+        "state": ocp.StandardCheckpointHandler(),
+        "config": ocp.JsonCheckpointHandler(),
+        "metadata": ocp.JsonCheckpointHandler(),
+    }
+
+
+def _tree_of(metadata: Any) -> Any:
+    return getattr(metadata, "tree", metadata)
+
+
+def _shape_dtype(x) -> tuple:
+    return tuple(x.shape), str(np.dtype(x.dtype))
+
+
 class Checkpointer:
-    """Saves every `save_every` steps (and when forced), keeps the newest `keep`."""
+    """Saves every `save_every` steps (and when forced), keeps the newest `keep`.
+
+    A failed write (disk full, quota, permissions) raises CheckpointWriteError; the
+    checkpoints already on disk are left complete.
+    """
 
     def __init__(self, workdir: str, *, save_every: int, keep: int = 3, async_save: bool = True):
+        self.workdir = os.path.abspath(workdir)
+        self.directory = checkpoint_dir(workdir)
         self.save_every = max(1, int(save_every))
+        self._last_save = None
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max(1, int(keep)),
             enable_async_checkpointing=async_save,
             create=True,
         )
-        self._manager = ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+        self._remove_unfinished()
+        with self._writing("open"):
+            self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=_item_handlers())
+
+    def _remove_unfinished(self) -> None:
+        """Deletes what a killed or failed save left: Orbax's temporary step folders."""
+        if jax.process_index() != 0 or not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if ".orbax-checkpoint-tmp" in name:
+                logging.info("removing %s, left by a save that did not finish", name)
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
+        return sorted(self._manager.all_steps())
+
+    # ---------------------------------------------------------------- saving
+
+    @contextlib.contextmanager
+    def _writing(self, what):
+        try:
+            yield
+        except CheckpointWriteError:
+            raise
+        except Exception as e:
+            if not (isinstance(e, OSError) or _OS_ERROR.search(str(e))):
+                raise
+            try:
+                self._manager.reload()
+                kept = self.all_steps()
+            except Exception:  # noqa: BLE001 - only for the message
+                kept = []
+            intact = f"the checkpoints of steps {', '.join(map(str, kept))} are complete" if kept else "no checkpoint"
+            action = f"saving the checkpoint of step {what}" if isinstance(what, int) else f"{what} {self.directory}"
+            raise CheckpointWriteError(
+                f"{action} failed: {describe_write_error(e)} ({self.directory}); {intact}; "
+                "free disk space (or choose another --workdir) and run the same command to resume"
+            ) from e
 
     def save(self, step: int, state: Any, config: dict, metadata: dict, *, force: bool = False) -> bool:
-        """Starts an (async) save if `step` is a multiple of `save_every` or `force`; returns whether it saved."""
+        """Starts an (async) save if `step` is a multiple of `save_every` or `force`; returns whether it saved.
+
+        `metadata` is stored with the step and a checksum of every array of `state`.
+        """
         if not force and step % self.save_every:
             return False
+        if int(step) == self._last_save or int(step) in self._manager.all_steps():
+            return False  # e.g. a stop signal right after the periodic save of this step
+        metadata = {**metadata, "step": int(step), "checksums": state_checksums(state)}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(config),
             metadata=ocp.args.JsonSave(metadata),
         )
-        return self._manager.save(int(step), args=args, force=True)
+        with self._writing(self._last_save if self._last_save is not None else int(step)):
+            self._manager.wait_until_finished()  # a failed earlier async save is reported as itself
+        with self._writing(int(step)):
+            saved = self._manager.save(int(step), args=args, force=True)
+        if saved:
+            self._last_save = int(step)
+        return saved
 
-    def restore_state(self, step: int, abstract_state: Any) -> Any:
-        """Restores the train state at `step` into the structure and shardings of `abstract_state`."""
-        restored = self._manager.restore(
-            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
-        return restored["state"]
+    def wait(self) -> None:
+        """Blocks until the running save is on disk; CheckpointWriteError when it failed."""
+        with self._writing(self._last_save if self._last_save is not None else "finishing a save in"):
+            self._manager.wait_until_finished()
 
-    def restore_json(self, step: int, item: str) -> dict:
+    def close(self, *, quiet: bool = False) -> None:
+        """Waits for the running save, then closes; `quiet`: a failed save is logged, not raised
+        (when an error is already on its way)."""
+        try:
+            self.wait()
+        except CheckpointWriteError as e:
+            if not quiet:
+                raise
+            logging.warning("%s", e)
+        finally:
+            self._manager.close()
+
+    # -------------------------------------------------------------- restoring
+
+    def read_json(self, step: int, item: str) -> dict:
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**{item: ocp.args.JsonRestore()}))
         return dict(restored[item])
 
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
+    def saved_leaves(self, step: int) -> dict[str, tuple]:
+        """{leaf name: (shape, dtype)} of the state saved at `step`, from its metadata."""
+        tree = _tree_of(self._manager.item_metadata(int(step))["state"])
+        return {k: _shape_dtype(v) for k, v in named_leaves(tree).items()}
 
-    def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+    def restore_newest(self, abstract: dict, *, check=None, accept=None) -> tuple[dict, int, dict, dict] | None:
+        """The newest usable checkpoint as (fields, step, config, metadata); None when there is none.
+
+        `abstract` maps the state's field names to ShapeDtypeStructs (with shardings) or
+        None; fields the checkpoint does not have are left out of `fields` (the caller
+        fills them, or refuses). `check(step, config, metadata, saved_leaves)` may raise to
+        refuse a checkpoint of another model: that is not damage, and nothing older is
+        tried. Steps where `accept(step, metadata)` is false are passed over.
+
+        A checkpoint that cannot be read or whose arrays fail their checksums is damaged:
+        it is reported with a warning and the next older one is tried; when an older one
+        is usable the damaged ones are moved to WORKDIR/checkpoints_damaged/, so they are
+        not in the way of the steps trained again. With none usable: CheckpointError.
+        """
+        damaged: list[tuple[int, str]] = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                config = self.read_json(step, "config")
+                metadata = self.read_json(step, "metadata")
+                saved = self.saved_leaves(step)
+                if not saved:
+                    raise ValueError("it holds no arrays")
+            except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
+                damaged.append((step, f"its metadata cannot be read: {describe_write_error(e)}"))
+                self._warn_damaged(step, damaged[-1][1])
+                continue
+            if accept is not None and not accept(step, metadata):
+                continue
+            if check is not None:
+                check(step, config, metadata, saved)
+            fields = {k for k in abstract if any(n == k or n.startswith(k + "/") for n in saved)}
+            fields |= {k for k in abstract if abstract[k] is None}
+            target = {k: abstract[k] for k in sorted(fields)}
+            try:
+                restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))[
+                    "state"
+                ]
+            except Exception as e:  # noqa: BLE001 - truncated or missing array files
+                damaged.append((step, f"its arrays cannot be read: {describe_write_error(e)}"))
+                self._warn_damaged(step, damaged[-1][1])
+                continue
+            bad = verify_checksums(restored, metadata.get("checksums"))
+            if bad:
+                damaged.append((step, f"{len(bad)} arrays do not match their checksums, e.g. {bad[0]}"))
+                self._warn_damaged(step, damaged[-1][1])
+                continue
+            if damaged:
+                self._move_damaged([s for s, _ in damaged])
+            return dict(restored), step, config, metadata
+        if damaged:
+            listing = "; ".join(f"step {s}: {why}" for s, why in damaged)
+            raise CheckpointError(
+                f"no usable checkpoint in {self.directory} ({listing}); move that directory away to start "
+                "over, or restore it from a backup"
+            )
+        return None
+
+    def _warn_damaged(self, step: int, why: str) -> None:
+        logging.warning("checkpoint of step %d in %s is damaged (%s); trying an older one", step, self.directory, why)
+
+    def _move_damaged(self, steps: list[int]) -> None:
+        target = os.path.join(self.workdir, DAMAGED_SUBDIR)
+        if jax.process_index() == 0:
+            os.makedirs(target, exist_ok=True)
+            for step in steps:
+                source = os.path.join(self.directory, str(step))
+                dest = os.path.join(target, str(step))
+                if os.path.exists(dest):
+                    shutil.rmtree(dest)
+                shutil.move(source, dest)
+                logging.warning("moved the damaged checkpoint of step %d to %s", step, dest)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("vsr_jax_move_damaged_checkpoints")
+        self._manager.reload()
+
+    def reached_preemption(self, step: int) -> bool:
+        """Orbax's preemption sync point (JAX's distributed service; all processes agree)."""
+        return bool(self._manager.reached_preemption(int(step)))
 
 
 def abstract_like(tree: Any) -> Any:
@@ -85,38 +354,54 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
 
     The params are the EMA of the generator's when the run kept one (`ema_decay` > 0).
 
-    Raises CheckpointError with what to do when `workdir` holds no checkpoint.
+    Raises CheckpointError with what to do when `workdir` holds no checkpoint or the
+    checkpoint is damaged (its arrays unreadable or not matching their checksums).
     """
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"no checkpoints in {workdir} (expected {directory}); train a model there first")
-    handlers = {
-        "state": ocp.StandardCheckpointHandler(),
-        "config": ocp.JsonCheckpointHandler(),
-        "metadata": ocp.JsonCheckpointHandler(),
-    }
     manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(read_only=True), item_handlers=handlers
+        directory, options=ocp.CheckpointManagerOptions(read_only=True), item_handlers=_item_handlers()
     )
     try:
+        steps = sorted(manager.all_steps())
         step = manager.latest_step() if step is None else int(step)
         if step is None:
             raise CheckpointError(f"{directory} holds no finished checkpoint")
-        if step not in manager.all_steps():
-            raise CheckpointError(f"no checkpoint for step {step} in {directory}; have {list(manager.all_steps())}")
-        # onto one local device, whatever mesh wrote it (8 GPUs, a TPU slice): without a target
-        # Orbax restores the saved sharding and refuses another topology
-        device = jax.local_devices()[0]
-        target = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
-            manager.item_metadata(step)["state"],
-        )
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()),
-        )
+        if step not in steps:
+            raise CheckpointError(f"no checkpoint for step {step} in {directory}; have {steps}")
+        older = [s for s in steps if s < step]
+        hint = f"; an older one can be used with --step={older[-1]}" if older else ""
+        try:
+            # onto one local device, whatever mesh wrote it (8 GPUs, a TPU slice): without a target
+            # Orbax restores the saved sharding and refuses another topology
+            device = jax.local_devices()[0]
+            target = jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
+                manager.item_metadata(step)["state"],
+            )
+            restored = manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target),
+                    config=ocp.args.JsonRestore(),
+                    metadata=ocp.args.JsonRestore(),
+                ),
+            )
+        except Exception as e:  # noqa: BLE001 - truncated files, unreadable metadata
+            raise CheckpointError(
+                f"the checkpoint of step {step} in {directory} is damaged ({describe_write_error(e)}){hint}"
+            ) from None
     finally:
         manager.close()
     state = restored["state"]
     params = state.get("ema") or state["params"]  # the generator's EMA when the run kept one
+    name = "ema" if state.get("ema") else "params"
+    expected = (restored["metadata"] or {}).get("checksums") or {}
+    bad = verify_checksums({name: params}, {k: v for k, v in expected.items() if k.startswith(name + "/")})
+    if bad:
+        raise CheckpointError(
+            f"the checkpoint of step {step} in {directory} is damaged ({len(bad)} arrays do not match their "
+            f"checksums, e.g. {bad[0]}){hint}"
+        )
     return dict(restored["config"]), params, step

@@ -89,7 +89,56 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.batch_frames = 8  # frames per forward pass in evaluation
     c.eval.preview_frames = 2  # held-out frames shown in the periodic image grids
     c.eval.max_clips = 0  # evaluate at most this many held-out clips (0 = all)
+
+    # A step whose loss or gradients are not finite (NaN/inf) is skipped: params, optimizer
+    # states and EMA stay as they were, and it is counted (logged as nonfinite_*).
+    c.nonfinite = ml_collections.ConfigDict()
+    c.nonfinite.patience = 10  # this many skipped steps in a row trigger `action`
+    c.nonfinite.action = "restore"  # restore: back to the last good checkpoint, LR × lr_factor | stop
+    c.nonfinite.lr_factor = 0.5  # restore: the learning rate's multiplier after each restore
+    c.nonfinite.max_restores = 3  # restore: after this many, stop
     return c
+
+
+_KIND_NAMES = {
+    "int": "an integer",
+    "number": "a number",
+    "bool": "a boolean",
+    "sequence": "a sequence",
+    "str": "a string",
+}
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number" if isinstance(value, float) else "int"
+    if isinstance(value, (list, tuple)):
+        return "sequence"
+    return type(value).__name__
+
+
+def check_schema(config) -> None:
+    """Raises ConfigError for a key the base config does not have (a typo) or a value of
+    another type than its default's, naming the key. `model.*` holds the model's own
+    options, which the model checks (`models.create_model`)."""
+    import difflib
+
+    from vsr_jax.errors import ConfigError
+
+    base = flatten(base_config().to_dict())
+    known = set(base)
+    for key, value in flatten(config.to_dict(), keep_sequences=True).items():
+        if key.startswith("model."):
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r}{hint}")
+        want, have = _kind(base[key]), _kind(value)
+        if have != want and not (want == "number" and have == "int"):
+            raise ConfigError(f"config key {key!r} must be {_KIND_NAMES[want]}, got {value!r} ({type(value).__name__})")
 
 
 def model_kwargs(config) -> dict:
@@ -101,13 +150,14 @@ def crop_border(config) -> int:
     return int(config.data.scale) if config.eval.crop_border < 0 else int(config.eval.crop_border)
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{"model": {"name": "unet"}} -> {"model.name": "unet"}; sequences become strings."""
+def flatten(d: dict, prefix: str = "", *, keep_sequences: bool = False) -> dict:
+    """{"model": {"name": "unet"}} -> {"model.name": "unet"}; sequences become strings
+    (unless `keep_sequences`)."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
+            out.update(flatten(v, key + ".", keep_sequences=keep_sequences))
         else:
-            out[key] = str(v) if isinstance(v, (list, tuple)) else v
+            out[key] = str(v) if isinstance(v, (list, tuple)) and not keep_sequences else v
     return out

@@ -6,6 +6,9 @@ Running the same command again resumes from the newest checkpoint in DIR.
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import sys
 
 from absl import app, flags
@@ -27,16 +30,37 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "Multi-process run: this pr
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from vsr_jax import distributed, train
+    from vsr_jax import checkpointing, distributed, train
     from vsr_jax.errors import UserError
 
     cli.quiet_library_logs()
     try:
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        train.train_and_evaluate(FLAGS.config, _WORKDIR.value)
+        result = train.train_and_evaluate(FLAGS.config, _WORKDIR.value)
+    except checkpointing.CheckpointWriteError as e:
+        print(f"vsr-train: error: {e}", file=sys.stderr, flush=True)
+        # Orbax's writer threads, failed with the disk, print tracebacks when the interpreter
+        # shuts down; the state is on disk as far as it can be: leave without them
+        os._exit(1)
     except UserError as e:
         print(f"vsr-train: error: {e}", file=sys.stderr)
         sys.exit(1)
+    if result.get("preempted"):
+        # after a clean save; the exit status is the signal's (128 + N), as a shell reports a
+        # signalled job, so schedulers and `&&` chains do not take the run for finished
+        name = signal.Signals(result["signal"]).name
+        print(
+            f"vsr-train: stopped by {name} at step {result['step']} (checkpoint saved); to resume, run the same "
+            f"command: {resume_command()}",
+            file=sys.stderr,
+        )
+        sys.exit(128 + int(result["signal"]))
+
+
+def resume_command() -> str:
+    """This process's command line, as `python -m vsr_jax.main ...`."""
+    args = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return f"{shlex.quote(sys.executable)} -m vsr_jax.main {args}"
 
 
 def _fail(message: str) -> None:

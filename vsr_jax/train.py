@@ -9,6 +9,7 @@ newest one and gives the same parameters as an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -35,7 +36,9 @@ class TrainState:
 
     `ema` is the exponential moving average of the generator's params (`ema_decay` > 0;
     evaluation and inference use it); `d_params`/`d_opt_state` are the discriminator's
-    (`gan.loss` set). Unused entries are None.
+    (`gan.loss` set). Unused entries are None. `guard` is the non-finite guard's record
+    (`new_guard`): the learning-rate multiplier, the skipped steps in a row and in all,
+    and how many times the run went back to a checkpoint.
     """
 
     step: jax.Array
@@ -44,17 +47,56 @@ class TrainState:
     ema: Any = None
     d_params: Any = None
     d_opt_state: Any = None
+    guard: Any = None
+
+
+def new_guard() -> dict:
+    """The non-finite guard's scalars at the start of a run."""
+    return {
+        "lr_scale": jnp.ones((), jnp.float32),  # multiplies every update (lowered by each restore)
+        "bad_run": jnp.zeros((), jnp.int32),  # non-finite steps in a row, skipped
+        "bad_total": jnp.zeros((), jnp.int32),
+        "restores": jnp.zeros((), jnp.int32),
+    }
 
 
 # ---------------------------------------------------------------------------- config
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError naming the field and the fix for a config that cannot run."""
+def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+    """Raises ConfigError naming the key and the fix for a config that cannot run.
+
+    Runs before anything is compiled or written: unknown keys and wrong types
+    (`config_lib.check_schema`), unknown names, sizes that cannot work together (a batch
+    that does not split over `num_devices` (default: all) or the processes, a scale the
+    model has no upsampler for, patches too small for the discriminator, T < 1).
+    """
+    config_lib.check_schema(config)
     try:
-        models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
-    except (KeyError, TypeError) as e:
+        model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(str(e).strip("'\"")) from None
+    scales = getattr(type(model), "SCALES", None)
+    if scales is not None and config.data.scale not in scales:
+        raise ConfigError(
+            f"data.scale={config.data.scale} is not supported by model {config.model.name!r}; "
+            f"use one of {', '.join(map(str, scales))}"
+        )
+    for key in ("num_frames", "patch_size", "window_stride"):
+        if int(config.data[key]) < 1:
+            raise ConfigError(f"data.{key} must be >= 1, got {config.data[key]}")
+    for key in ("batch_frames", "frame_stride", "preview_frames"):
+        if int(config.eval[key]) < 1:
+            raise ConfigError(f"eval.{key} must be >= 1, got {config.eval[key]}")
+    nf = config.nonfinite
+    if nf.action not in NONFINITE_ACTIONS:
+        raise ConfigError(f"unknown nonfinite.action {nf.action!r}; use one of {', '.join(NONFINITE_ACTIONS)}")
+    if int(nf.patience) < 1:
+        raise ConfigError(f"nonfinite.patience must be >= 1, got {nf.patience}")
+    if not 0.0 < float(nf.lr_factor) <= 1.0:
+        raise ConfigError(f"nonfinite.lr_factor must be in (0, 1], got {nf.lr_factor}")
+    if int(nf.max_restores) < 0:
+        raise ConfigError(f"nonfinite.max_restores must be >= 0, got {nf.max_restores}")
     if config.data.name not in pipeline.DATASETS:
         raise ConfigError(f"unknown data.name {config.data.name!r}; available: {', '.join(pipeline.DATASETS)}")
     if config.data.degradation not in degrade.DEGRADATIONS:
@@ -72,7 +114,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown loss.pixel {config.loss.pixel!r}; available: {', '.join(losses.PIXEL_LOSSES)}")
     if config.data.scale not in (2, 3, 4, 8):
         raise ConfigError(f"data.scale must be 2, 3, 4 or 8, got {config.data.scale}")
-    for field in ("batch_size", "total_steps", "checkpoint_every", "log_every", "eval_every"):
+    for field in ("batch_size", "total_steps", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every"):
         if int(config[field]) < 1:
             raise ConfigError(f"{field} must be >= 1, got {config[field]}")
     if config.lr_schedule not in LR_SCHEDULES:
@@ -111,15 +153,31 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                 f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
                 f"{config.model.name!r} does not: set loss.{key}=0"
             )
-    n = jax.device_count()
+    n = jax.device_count() if num_devices is None else int(num_devices)
     if config.batch_size % n:
-        raise ConfigError(f"batch_size {config.batch_size} must be a multiple of the {n} devices")
+        raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the number of devices ({n})")
+    if config.batch_size % jax.process_count():
+        raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the {jax.process_count()} processes")
+    if config.gan.loss:  # the discriminator's smallest input: traced, not compiled
+        hr = int(config.data.patch_size) * int(config.data.scale)
+        frames = jax.ShapeDtypeStruct((1, int(config.data.num_frames), hr, hr, 3), jnp.float32)
+        lr = jax.ShapeDtypeStruct(
+            (1, int(config.data.num_frames), config.data.patch_size, config.data.patch_size, 3), jnp.float32
+        )
+        try:
+            jax.eval_shape(Critic(config).init, jax.random.key(0), frames, lr)
+        except ValueError as e:
+            raise ConfigError(
+                f"data.patch_size={config.data.patch_size} (HR {hr}x{hr}) is too small for gan.discriminator="
+                f"{config.gan.discriminator!r}: {str(e).splitlines()[0]}; use larger patches"
+            ) from None
 
 
 # ------------------------------------------------------------------ state and step
 
 
 LR_SCHEDULES = ("constant", "cosine", "cosine_restarts", "step")
+NONFINITE_ACTIONS = ("restore", "stop")
 
 
 def _decay_steps(config) -> list[int]:
@@ -173,8 +231,7 @@ def build_model(config):
     return models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
 
 
-def create_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> TrainState:
-    """Initialises parameters and optimizer states (G, EMA, D), replicated over `mesh`."""
+def _init_fn(config, model, tx, critic=None, d_tx=None):
     d = config.data
     dummy = jnp.zeros((1, d.num_frames, d.patch_size, d.patch_size, 3), jnp.float32)
     hr = d.patch_size * d.scale
@@ -183,7 +240,7 @@ def create_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> Train
     def init(rng):
         g_rng, d_rng = jax.random.split(rng)
         params = model.init(g_rng, dummy, train=False)["params"]
-        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), guard=new_guard())
         if float(config.ema_decay) > 0:
             state = state.replace(ema=params)
         if critic is not None:
@@ -191,8 +248,23 @@ def create_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> Train
             state = state.replace(d_params=d_params, d_opt_state=d_tx.init(d_params))
         return state
 
+    return init
+
+
+def create_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> TrainState:
+    """Initialises parameters and optimizer states (G, EMA, D), replicated over `mesh`."""
+    init = _init_fn(config, model, tx, critic, d_tx)
     with jax.threefry_partitionable(False):  # compiles in ~2 s instead of 5-20 s on CPU (models.init_variables)
         return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
+
+
+def abstract_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> TrainState:
+    """`create_train_state`'s shapes, dtypes and shardings, traced, not compiled or run."""
+    init = _init_fn(config, model, tx, critic, d_tx)
+    with jax.threefry_partitionable(False):
+        shapes = jax.eval_shape(init, jax.random.key(config.seed))
+    rep = sharding.replicated(mesh)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
 
 def build_perceptual(config):
@@ -224,7 +296,9 @@ def build_perceptual(config):
             f"vgg{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras) or a torchvision .pth "
             "(see README: VGG weights)"
         )
-    module = VGGFeatures(depth=depth, layers=tuple(names), input_mode=input_mode, dtype=config.model.dtype)
+    module = VGGFeatures(
+        depth=depth, layers=tuple(names), input_mode=input_mode, dtype=config.model.get("dtype", "float32")
+    )
     weights = dict(zip(names, layer_weights, strict=True))
     criterion = lc.perceptual_criterion
 
@@ -262,7 +336,7 @@ class Critic:
 
         self.name = config.gan.discriminator
         self.scale = int(config.data.scale)
-        kwargs = {"dtype": config.model.dtype}
+        kwargs = {"dtype": config.model.get("dtype", "float32")}
         if config.gan.d_features:
             kwargs["features"] = discriminator_features(config)
         self.module = discriminators.create_discriminator(self.name, **kwargs)
@@ -357,18 +431,22 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             total = sum(jnp.asarray(weights[k], jnp.float32) * v for k, v in terms.items())
             return total, (terms, sr)
 
+        lr_scale = state.guard["lr_scale"]
         (loss, (terms, sr)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u: u * lr_scale, updates)  # Adam's step is linear in the rate
         params = optax.apply_updates(state.params, updates)
         new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         if state.ema is not None:
             new = new.replace(ema=jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params))
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         out = {
             "loss": loss,
             **{f"loss_{k}": v for k, v in terms.items()},
             "psnr_rgb": jnp.mean(metrics.psnr(jnp.clip(sr, 0, 1), hr, y_channel=False)),
-            "grad_norm": optax.global_norm(grads),
-            "learning_rate": schedule(state.step),
+            "grad_norm": grad_norm,
+            "learning_rate": schedule(state.step) * lr_scale,
         }
         if critic is not None:
             d_loss = d_real = d_fake = zero  # the warm-up: D neither trained nor run
@@ -386,13 +464,36 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
                 for _ in range(d_steps):
                     (d_loss, (d_real, d_fake)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
                     d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
+                    d_updates = jax.tree.map(lambda u: u * lr_scale, d_updates)
                     d_params = optax.apply_updates(d_params, d_updates)
+                    finite = finite & jnp.isfinite(d_loss) & jnp.isfinite(optax.global_norm(d_grads))
                 new = new.replace(d_params=d_params, d_opt_state=d_opt_state)
             out.update(loss_d=d_loss, d_real_logit=d_real, d_fake_logit=d_fake)
+        new = _skip_unless(finite, new, state)
+        out.update(nonfinite=(~finite).astype(jnp.float32), nonfinite_run=new.guard["bad_run"])
         return new, out
 
     step.pretrain_steps = pretrain_steps
     return step
+
+
+def _skip_unless(finite, new: TrainState, old: TrainState) -> TrainState:
+    """`new` if the step was finite, else `old`'s params, optimizer states and EMA (the
+    step still advances: the batch is consumed); the guard counts the skipped steps."""
+    keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(finite, x, y), a, b)  # noqa: E731
+    guard = old.guard
+    return new.replace(
+        params=keep(new.params, old.params),
+        opt_state=keep(new.opt_state, old.opt_state),
+        ema=keep(new.ema, old.ema),
+        d_params=keep(new.d_params, old.d_params),
+        d_opt_state=keep(new.d_opt_state, old.d_opt_state),
+        guard={
+            **guard,
+            "bad_run": jnp.where(finite, 0, guard["bad_run"] + 1),
+            "bad_total": guard["bad_total"] + jnp.where(finite, 0, 1),
+        },
+    )
 
 
 def jit_train_step(step_fn, mesh, frozen=None):
@@ -425,22 +526,47 @@ def jit_train_step(step_fn, mesh, frozen=None):
 # -------------------------------------------------------------------------- the loop
 
 
-class _Preemption:
-    """Turns SIGTERM into a flag that the loop checks after each step."""
+class Preempted(Exception):
+    """A stop signal arrived where the run cannot finish its step first (a second signal,
+    or during the final evaluation, after the last checkpoint is on disk)."""
 
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class TrainingDiverged(UserError):
+    """Too many non-finite steps in a row (`config.nonfinite`)."""
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT become a request, checked after each step: save, then stop.
+
+    A second signal, or one during the final evaluation (the last checkpoint is already
+    on disk), raises `Preempted` at once. In a multi-process run all processes must stop
+    at the same step: SIGTERM is left to JAX's preemption service, which Orbax's
+    `reached_preemption` reads (`_Loop.preempted`), and SIGINT to Python.
+    """
+
+    def __init__(self, multi_process: bool):
+        self.signum: int | None = None
+        self.immediate = False
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread() and not multi_process:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
-        logging.warning("SIGTERM received: saving a checkpoint and stopping")
-        self.requested = True
+        name = signal.Signals(signum).name
+        if self.signum is not None or self.immediate:
+            logging.warning("%s received: stopping now", name)
+            raise Preempted(signum)
+        logging.warning("%s received: saving a checkpoint after this step, then stopping (again: stop at once)", name)
+        self.signum = signum
 
     def restore(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _check_workdir(workdir: str) -> None:
@@ -482,13 +608,64 @@ def _log_start(mesh, config, start_step, num_params):
         logging.info("Starting fresh (no checkpoint in the workdir)")
 
 
+def state_fields(state: TrainState) -> dict:
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+
+
+def _config_changes(saved: dict, ours: dict) -> list[str]:
+    """'key: old -> new' for every config key that differs (JSON forms compared)."""
+    a = config_lib.flatten(json.loads(json.dumps(saved)))
+    b = config_lib.flatten(json.loads(json.dumps(ours)))
+    return [
+        f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+_SHAPE_SECTIONS = ("model", "data", "gan", "optimizer", "ema_decay", "grad_clip_norm")
+
+
+def _refuse_other_model(workdir: str, abstract: TrainState, config_dict: dict):
+    """The `check` of `Checkpointer.restore_newest`: refuses a checkpoint whose arrays have
+    other shapes than this config's state, naming the config keys that differ."""
+    want = {k: v for k, v in _leaf_shapes(abstract).items() if not k.startswith("guard/")}
+
+    def check(step, saved_config, saved_metadata, saved_leaves):
+        have = {k: v for k, v in saved_leaves.items() if not k.startswith("guard/")}  # older checkpoints: no guard
+        if have == want:
+            return
+        changes = _config_changes(saved_config, config_dict)
+        shaping = [c for c in changes if c.split(".")[0].split(":")[0] in _SHAPE_SECTIONS]
+        if changes:
+            raise checkpointing.CheckpointError(
+                f"{workdir} holds checkpoints (step {step}) of a model with other shapes; the config differs in "
+                f"{'; '.join((shaping or changes)[:6])} (checkpoint -> now): resume with the checkpoint's values, "
+                "or use a new --workdir"
+            )
+        differ = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
+        raise checkpointing.CheckpointError(
+            f"{workdir} holds checkpoints (step {step}) whose arrays differ from this code's model for the same "
+            f"config ({len(differ)} arrays, e.g. {differ[0]}): they were written by vsr_jax "
+            f"{saved_metadata.get('code_version', '(unknown)')}, this is {checkpointing.code_version()}; "
+            "use a new --workdir or that version"
+        )
+
+    return check
+
+
+def _leaf_shapes(tree) -> dict:
+    return {k: (tuple(v.shape), str(np.dtype(v.dtype))) for k, v in checkpointing.named_leaves(tree).items()}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains `config` in `workdir` (resuming if it holds a checkpoint), then evaluates.
 
-    Returns the final held-out metrics (also written to WORKDIR/eval/metrics.json).
+    Returns the final held-out metrics (also written to WORKDIR/eval/metrics.json), or
+    {"step", "preempted": True, "signal"} when a stop signal ended the run early (its
+    checkpoint saved: the same call resumes it).
     """
-    from clu import metric_writers, periodic_actions
-    from tqdm import tqdm
+    from clu import metric_writers
 
     validate_config(config)
     # Data first: a missing or corrupt dataset fails before anything is written.
@@ -505,99 +682,284 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     tx = make_optimizer(config)
     critic = Critic(config) if config.gan.loss else None
     d_tx = make_optimizer(config, learning_rate=config.gan.learning_rate) if critic else None
-    state = create_train_state(config, model, tx, mesh, critic, d_tx)
-    num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
+    abstract = abstract_train_state(config, model, tx, mesh, critic, d_tx)
+    num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(abstract.params))
+    config_dict = config.to_dict()
+    metadata = {
+        "model": config.model.name,
+        "scale": int(config.data.scale),
+        "num_params": num_params,
+        "code_version": checkpointing.code_version(),
+        "dataset": pipeline.signature(train_source, config.data),
+    }
 
     ckpt = checkpointing.Checkpointer(workdir, save_every=config.checkpoint_every, keep=config.keep_checkpoints)
-    config_dict = config.to_dict()
-    latest = ckpt.latest_step()
-    if latest is not None:
-        saved = ckpt.restore_json(latest, "config")
-        ours = json.loads(json.dumps(config_dict))
-        saved_model, saved_scale = saved.get("model"), saved.get("data", {}).get("scale")
-        if saved_model != ours["model"] or saved_scale != config.data.scale:
-            raise UserError(
-                f"{workdir} holds checkpoints of another model ({saved_model}, x{saved_scale}); use a new --workdir"
-            )
-        state = ckpt.restore_state(latest, checkpointing.abstract_like(state))
-    start_step = int(jax.device_get(state.step))
-    _log_start(mesh, config, start_step, num_params)
-    if is_chief:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(config_dict, f, indent=2)
-
-    writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
-    if start_step == 0:
-        writer.write_hparams(config_lib.flatten(config_dict))
-    metadata = {"model": config.model.name, "scale": int(config.data.scale), "num_params": num_params}
-
-    step_fn = make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
-    train_step = jit_train_step(step_fn, mesh, frozen)
-    total = int(config.total_steps)
-    preempt = _Preemption()
-    step = start_step
-    timing = {}
+    signals = _StopSignals(multi_process=jax.process_count() > 1)
+    writer, finished = None, False
     try:
-        if step < total:
-            ds = pipeline.make_train_dataset(
-                config,
-                source=train_source,
-                start_step=step,
-                process_index=jax.process_index(),
-                process_count=jax.process_count(),
-            )
-            batches = ds.as_numpy_iterator()
-            report = periodic_actions.ReportProgress(
-                num_train_steps=total, writer=writer, every_secs=None, every_steps=config.log_every
-            )
-            pending = []
-            bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=None if is_chief else True)
-            t_first = time.time()
-            input_wait = 0.0
-            while step < total:
-                t_wait = time.perf_counter()
-                local = next(batches)
-                input_wait += time.perf_counter() - t_wait
-                batch = sharding.global_batch(local, mesh)
-                state, m = train_step(state, batch)
-                step += 1
-                if pending:  # keep one step in flight, so progress and ETA count finished steps
-                    jax.block_until_ready(pending[-1])
-                pending.append(m)
-                if step == start_step + 1:
-                    jax.block_until_ready(m)
-                    logging.info("first step (compile + run) took %.1f s", time.time() - t_first)
-                    t_steady = time.time()
-                report(step)
-                bar.update(1)
-                if step % config.log_every == 0 or step == total:
-                    summary = {k: float(np.mean([p[k] for p in jax.device_get(pending)])) for k in pending[0]}
-                    summary["input_wait_ms"] = 1000 * input_wait / len(pending)  # per step: > 0 means input-bound
-                    pending, input_wait = [], 0.0
-                    writer.write_scalars(step, summary)
-                    bar.set_postfix(loss=f"{summary['loss']:.4g}", psnr=f"{summary['psnr_rgb']:.2f}")
-                if step % config.eval_every == 0 and step < total:
-                    _preview(model, state, config, eval_pairs, writer, step)
-                ckpt.save(
-                    step, state, config_dict, {**metadata, "step": step}, force=step == total or preempt.requested
-                )
-                if preempt.requested:
-                    break
-            bar.close()
-            jax.block_until_ready(state)
-            if step > start_step + 1:  # steady state: after the first (compiling) step, checkpoints included
-                timing["train_steps_per_sec"] = (step - start_step - 1) / (time.time() - t_steady)
-        ckpt.wait()
-        if preempt.requested:
-            logging.warning("stopped at step %d after SIGTERM; run the same command to resume", step)
-            return {"step": step, "preempted": True}
-        result = _final_evaluation(model, state, config, eval_pairs, writer, workdir, step, timing)
+        found = ckpt.restore_newest(state_fields(abstract), check=_refuse_other_model(workdir, abstract, config_dict))
+        state = (
+            _state_from(found, abstract, mesh) if found else create_train_state(config, model, tx, mesh, critic, d_tx)
+        )
+        start_step = int(jax.device_get(state.step))
+        _log_start(mesh, config, start_step, num_params)
+        if found:
+            _log_differences(found, config_dict, metadata)
+        if is_chief:
+            _write_text(os.path.join(workdir, "config.json"), json.dumps(config_dict, indent=2))
+        writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+        if start_step == 0:
+            writer.write_hparams(config_lib.flatten(config_dict))
+        step_fn = make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
+        loop = _Loop(
+            config=config,
+            state=state,
+            train_step=jit_train_step(step_fn, mesh, frozen),
+            fresh_state=lambda: create_train_state(config, model, tx, mesh, critic, d_tx),
+            abstract=abstract,
+            mesh=mesh,
+            ckpt=ckpt,
+            writer=writer,
+            source=train_source,
+            signals=signals,
+            config_dict=config_dict,
+            metadata=metadata,
+            preview=lambda state, step: _preview(model, state, config, eval_pairs, writer, step),
+        )
+        try:
+            state, step, timing = loop.run()
+        except Preempted as e:  # a second signal: no save
+            ckpt.wait()
+            newest = ckpt.latest_step()
+            logging.warning("stopped at once by %s, without saving; the newest checkpoint is of step %s", e, newest)
+            finished = True
+            return {"step": newest or 0, "preempted": True, "signal": e.signum}
+        ckpt.wait()  # the last checkpoint is on disk before anything else
+        if loop.stopped_by is not None:
+            result = _stopped(loop.stopped_by, step, workdir)
+        else:
+            signals.immediate = True  # from here a signal stops at once: the final checkpoint is saved
+            try:
+                result = _final_evaluation(model, state, config, eval_pairs, writer, workdir, step, timing)
+            except Preempted as e:
+                result = _stopped(e.signum, step, workdir)
+        finished = True
+        return result
     finally:
-        preempt.restore()
-        ckpt.close()
-        writer.flush()
-        writer.close()
-    return result
+        signals.restore()
+        ckpt.close(quiet=not finished)  # after an error: do not raise a second one over it
+        if writer is not None:
+            writer.flush()
+            writer.close()
+
+
+def _stopped(signum: int, step: int, workdir: str) -> dict:
+    name = signal.Signals(signum).name
+    logging.warning(
+        "stopped by %s at step %d; checkpoint saved in %s", name, step, checkpointing.checkpoint_dir(workdir)
+    )
+    logging.warning("to resume, run the same command again (same --workdir): it continues from step %d", step)
+    return {"step": step, "preempted": True, "signal": int(signum)}
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror}); free disk space or choose another --workdir") from None
+
+
+def _state_from(found, abstract: TrainState, mesh) -> TrainState:
+    """A TrainState from `Checkpointer.restore_newest`'s fields; a checkpoint from before
+    the non-finite guard existed gets a fresh guard."""
+    fields = dict(found[0])
+    if fields.get("guard") is None and abstract.guard is not None:
+        fields["guard"] = jax.device_put(new_guard(), sharding.replicated(mesh))
+    return TrainState(**fields)
+
+
+def _log_differences(found, config_dict: dict, metadata: dict) -> None:
+    _, step, saved_config, saved_metadata = found
+    changes = _config_changes(saved_config, config_dict)
+    if changes:
+        logging.info("config changed since the checkpoint of step %d: %s", step, "; ".join(changes))
+    saved_data = saved_metadata.get("dataset")
+    if saved_data and saved_data != metadata["dataset"]:
+        logging.warning(
+            "the training data changed since the checkpoint of step %d (%s -> %s): the resumed run will not see "
+            "the batches an uninterrupted run would have",
+            step,
+            saved_data,
+            metadata["dataset"],
+        )
+    version = saved_metadata.get("code_version")
+    if version and version != metadata["code_version"]:
+        logging.info("the checkpoint was written by vsr_jax %s; this is %s", version, metadata["code_version"])
+
+
+class _Loop:
+    """The training loop: steps, logging, previews, checkpoints, stop signals, and the
+    non-finite guard's way back to the last good checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        config,
+        state,
+        train_step,
+        fresh_state,
+        abstract,
+        mesh,
+        ckpt,
+        writer,
+        source,
+        signals,
+        config_dict,
+        metadata,
+        preview,
+    ):
+        self.config, self.state, self.train_step = config, state, train_step
+        self.fresh_state, self.abstract, self.mesh = fresh_state, abstract, mesh
+        self.ckpt, self.writer, self.source, self.signals = ckpt, writer, source, signals
+        self.config_dict, self.metadata, self.preview = config_dict, metadata, preview
+        self.stopped_by: int | None = None
+        self.multi_process = jax.process_count() > 1
+
+    def _batches(self, step: int):
+        ds = pipeline.make_train_dataset(
+            self.config,
+            source=self.source,
+            start_step=step,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        return ds.as_numpy_iterator()
+
+    def _save(self, step: int, *, force: bool, bad_run: int = 0) -> None:
+        if bad_run and not force:
+            return  # no periodic checkpoint in the middle of non-finite steps
+        if force or step % self.ckpt.save_every == 0:
+            run = int(jax.device_get(self.state.guard["bad_run"]))
+            self.ckpt.save(step, self.state, self.config_dict, {**self.metadata, "nonfinite_run": run}, force=True)
+
+    def _preempted(self, step: int) -> bool:
+        if self.signals.signum is None and self.multi_process and self.ckpt.reached_preemption(step):
+            self.signals.signum = int(signal.SIGTERM)
+        return self.signals.signum is not None
+
+    def run(self) -> tuple[TrainState, int, dict]:
+        from clu import periodic_actions
+        from tqdm import tqdm
+
+        config, writer = self.config, self.writer
+        total = int(config.total_steps)
+        start = step = int(jax.device_get(self.state.step))
+        timing: dict = {}
+        if step >= total:
+            return self.state, step, timing
+        is_chief = jax.process_index() == 0
+        batches = self._batches(step)
+        progress = lambda: periodic_actions.ReportProgress(  # noqa: E731 - a new one after going back
+            num_train_steps=total, writer=writer, every_secs=None, every_steps=config.log_every
+        )
+        report = progress()
+        bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=None if is_chief else True)
+        pending, input_wait, bad_run = [], 0.0, 0
+        t_first = time.time()
+        t_steady = None
+        while step < total:
+            if self._preempted(step):  # before the first step too: a signal during start-up
+                self._save(step, force=True)
+                self.stopped_by = self.signals.signum
+                break
+            t_wait = time.perf_counter()
+            local = next(batches)
+            input_wait += time.perf_counter() - t_wait
+            self.state, m = self.train_step(self.state, sharding.global_batch(local, self.mesh))
+            step += 1
+            if pending:  # keep one step in flight, so progress and ETA count finished steps
+                jax.block_until_ready(pending[-1])
+                bad_run = int(jax.device_get(pending[-1]["nonfinite_run"]))
+            pending.append(m)
+            if step == start + 1:
+                jax.block_until_ready(m)
+                logging.info("first step (compile + run) took %.1f s", time.time() - t_first)
+                t_steady = time.time()
+            if bad_run >= int(config.nonfinite.patience):
+                step = self._recover(step - 1, bad_run)
+                batches, pending, input_wait, bad_run = self._batches(step), [], 0.0, 0
+                report = progress()
+                bar.n = step
+                bar.refresh()
+                t_steady = None  # the steps/s below would count the replayed steps
+                continue
+            report(step)
+            bar.update(1)
+            if step % config.log_every == 0 or step == total:
+                summary = _summarise(jax.device_get(pending))
+                summary["input_wait_ms"] = 1000 * input_wait / len(pending)  # per step: > 0 means input-bound
+                pending, input_wait = [], 0.0
+                writer.write_scalars(step, summary)
+                bar.set_postfix(loss=f"{summary['loss']:.4g}", psnr=f"{summary['psnr_rgb']:.2f}")
+            if step % config.eval_every == 0 and step < total:
+                self.preview(self.state, step)
+            self._save(step, force=step == total, bad_run=bad_run)
+        bar.close()
+        jax.block_until_ready(self.state)
+        if t_steady is not None and step > start + 1:  # steady state: after the first (compiling) step
+            timing["train_steps_per_sec"] = (step - start - 1) / (time.time() - t_steady)
+        return self.state, step, timing
+
+    def _recover(self, bad_step: int, bad_run: int) -> int:
+        """After `nonfinite.patience` skipped steps in a row: back to the newest checkpoint
+        saved outside such a run (or to the initial state) with the learning rate ×
+        `nonfinite.lr_factor`; or TrainingDiverged. Returns the step to continue from."""
+        nf = self.config.nonfinite
+        guard = jax.device_get(self.state.guard)
+        restores = int(guard["restores"])
+        what = (
+            f"{bad_run} steps in a row up to step {bad_step} had a non-finite loss or gradients "
+            f"(skipped; {int(guard['bad_total'])} in all)"
+        )
+        if nf.action == "stop" or restores >= int(nf.max_restores):
+            after = f" after {restores} restores with lower learning rates" if restores else ""
+            raise TrainingDiverged(
+                f"training diverged: {what}{after}; lower --config.learning_rate, set --config.grad_clip_norm, "
+                "or check the data (nonfinite.* in the config sets this policy)"
+            )
+        self.ckpt.wait()
+        found = self.ckpt.restore_newest(
+            state_fields(self.abstract), accept=lambda step, meta: step <= bad_step and not meta.get("nonfinite_run")
+        )
+        state = _state_from(found, self.abstract, self.mesh) if found else self.fresh_state()
+        lr_scale = float(guard["lr_scale"]) * float(nf.lr_factor)
+        new = {
+            "lr_scale": np.float32(lr_scale),
+            "bad_run": np.int32(0),
+            "bad_total": np.int32(guard["bad_total"]),
+            "restores": np.int32(restores + 1),
+        }
+        self.state = state.replace(guard=jax.device_put(new, sharding.replicated(self.mesh)))
+        step = int(jax.device_get(self.state.step))
+        logging.warning(
+            "%s: went back to %s; learning rate now x%g of the schedule (restore %d of at most %d)",
+            what,
+            f"the checkpoint of step {step}" if found else "the initial state (no earlier checkpoint)",
+            lr_scale,
+            restores + 1,
+            int(nf.max_restores),
+        )
+        return step
+
+
+def _summarise(pending: list[dict]) -> dict:
+    """Mean of each metric over the finite steps since the last log (NaN if none was)."""
+    ok = [p for p in pending if not p.get("nonfinite")] or pending
+    summary = {k: float(np.mean([p[k] for p in ok])) for k in pending[0]}
+    summary["nonfinite"] = float(sum(float(p.get("nonfinite", 0)) for p in pending))  # skipped steps
+    summary["nonfinite_run"] = float(pending[-1].get("nonfinite_run", 0))
+    return summary
 
 
 def _predictor(model, state, config):

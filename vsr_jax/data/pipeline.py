@@ -96,6 +96,12 @@ def make_source(data, split: str):
     raise ConfigError(f"unknown data.name {data.name!r}; available: {', '.join(DATASETS)}")
 
 
+def signature(source, data) -> dict:
+    """What identifies a training set, recorded in checkpoints: a resumed run whose data
+    changed cannot replay the batches an uninterrupted run would have seen."""
+    return {"name": data.name, "windows": len(source), "fingerprint": source.fingerprint()}
+
+
 # ------------------------------------------------------------------------ examples
 
 

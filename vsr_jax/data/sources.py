@@ -14,6 +14,7 @@ stays bounded whatever the size of the data.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -51,6 +52,14 @@ class ArraySource:
 
     def clips(self, max_clips: int = 0) -> Iterator[Clip]:
         yield from self._clips[: max_clips or None]
+
+    def fingerprint(self) -> str:
+        """A digest of the clips' names and shapes and the windows cut from them."""
+        h = hashlib.sha1()
+        for clip in self._clips:
+            h.update(f"{clip.name}:{tuple(clip.frames.shape)};".encode())
+        h.update(self.windows.tobytes())
+        return h.hexdigest()[:16]
 
 
 class RecordSource:
@@ -91,6 +100,11 @@ class RecordSource:
         r, k = divmod(int(i), len(self._offsets))
         start = self._offsets[k]
         return self._frames(r)[start : start + self.num_frames]
+
+    def fingerprint(self) -> str:
+        """A digest of the record count and the windows cut from each record."""
+        text = f"{len(self._records)}x{self._key}:{self._offsets.tolist()}:{self.num_frames}"
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     def clips(self, max_clips: int = 0) -> Iterator[Clip]:
         count = len(self._records) if not max_clips else min(max_clips, len(self._records))

@@ -148,6 +148,7 @@ class ConvLSTMVSR(nn.Module):
 
     sows_flows: ClassVar[bool] = True  # with align=True
 
+    SCALES = layers.UPSAMPLER_SCALES
     scale: int = 4
     features: int = 64
     extract_blocks: int = 2

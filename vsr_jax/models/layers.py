@@ -141,6 +141,9 @@ class ResidualBlock(nn.Module):
         return x + self.res_scale * y
 
 
+UPSAMPLER_SCALES = (2, 3, 4, 8)  # what PixelShuffleUpsampler is used with (powers of 2 beyond work too)
+
+
 def upsample_factors(scale: int) -> list[int]:
     """The pixel-shuffle stages for ×scale: ×2 stages for powers of two, one ×3 for 3."""
     if scale == 3:

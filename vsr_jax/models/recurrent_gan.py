@@ -82,6 +82,7 @@ class FrameRecurrentGenerator(nn.Module):
 
     sows_flows: ClassVar[bool] = True
 
+    SCALES = layers.UPSAMPLER_SCALES
     scale: int = 4
     features: int = 64
     num_blocks: int = 10

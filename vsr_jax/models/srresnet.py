@@ -59,6 +59,7 @@ class SRResNet(nn.Module):
     Parameter names: ``conv_first``, ``block{i}``, ``conv_body``, ``upconv{k}``, ``conv_last``.
     """
 
+    SCALES = tuple(UPSAMPLE_STAGES)  # the upscaling factors it supports (None: any)
     scale: int = 4
     features: int = 64
     num_blocks: int = 16
