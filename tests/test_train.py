@@ -1,4 +1,4 @@
-"""Training: the loss goes down, resume is bit-exact, and 1 vs 8 devices agree."""
+"""Training: the loss goes down, checkpoints hold what they should, and 1 vs 8 devices agree."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+import vsr_jax
 from tests.conftest import ROOT, tiny_unet_config
 from vsr_jax import checkpointing, losses, sharding, train
 from vsr_jax.data import pipeline
@@ -45,6 +46,17 @@ def test_run_keeps_the_newest_checkpoints_and_the_loader_reads_them(straight_run
     config, params, step = checkpointing.load_params(straight)
     assert step == 30 and config["model"]["name"] == "unet" and config["total_steps"] == 30
     assert params["upscale_conv"]["kernel"].shape == (3, 3, 8, 3 * 2 * 2)
+    ckpt = checkpointing.Checkpointer(straight, save_every=10)
+    metadata = ckpt.read_json(30, "metadata")
+    ckpt.close()
+    assert metadata["model"] == "unet" and metadata["step"] == 30 and metadata["nonfinite_run"] == 0
+    assert metadata["code_version"].startswith(vsr_jax.__version__)
+    assert metadata["dataset"]["name"] == "sample" and metadata["dataset"]["windows"] > 100
+    assert len(metadata["dataset"]["fingerprint"]) == 16
+    assert (
+        metadata["checksums"]["params/upscale_conv/kernel"]
+        == checkpointing.state_checksums({"params": params})["params/upscale_conv/kernel"]
+    )
 
 
 def test_run_writes_metrics_figure_and_config(straight_run):
