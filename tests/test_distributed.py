@@ -98,3 +98,56 @@ def test_two_processes_on_localhost_train_together_and_agree_with_one(tmp_path):
     assert single["count"] == 1 and single["devices"] == 4
     print("psnr_y two processes", results[0]["psnr_y"], "one process", single["psnr_y"])
     assert abs(single["psnr_y"] - results[0]["psnr_y"]) < 1e-3
+
+
+_LONG_RUN = textwrap.dedent(
+    """
+    import json, sys
+    pid, port, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    from vsr_jax import distributed
+    distributed.initialize(f"127.0.0.1:{port}", 2, pid)
+    import jax
+    from tests.conftest import tiny_unet_config
+    from vsr_jax import train
+    config = tiny_unet_config(total_steps=100_000, checkpoint_every=20, **{"eval.max_clips": 1})
+    result = train.train_and_evaluate(config, workdir)
+    print("RESULT " + json.dumps({"process": jax.process_index(), "step": result["step"],
+                                  "preempted": result.get("preempted", False)}))
+    """
+)
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
+    """JAX's preemption service (Orbax's `reached_preemption`): a multi-host job whose one
+    host is being preempted saves on every host at one agreed step, then stops."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    port, workdir = str(_free_port()), tmp_path / "two"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LONG_RUN, str(i), port, str(workdir)],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in (0, 1)
+    ]
+    try:
+        deadline = time.time() + 300
+        while not (workdir / "checkpoints" / "20").is_dir():  # training is under way
+            assert time.time() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    results = [_result(out) for out, _ in outs]
+    assert all(r["preempted"] for r in results) and results[0]["step"] == results[1]["step"] > 20
+    assert os.path.isdir(workdir / "checkpoints" / str(results[0]["step"]))
