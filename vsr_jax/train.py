@@ -3,8 +3,11 @@
 The same code runs on one CPU, several GPUs or a TPU slice: parameters are replicated and
 each global batch is split over the mesh axis 'data' (`vsr_jax.sharding`); the jitted
 step donates the old state. Checkpoints (Orbax) are saved every `checkpoint_every`
-steps, at the end, and on SIGTERM; running the same command again resumes from the
-newest one and gives the same parameters as an uninterrupted run.
+steps, at the end, and on SIGTERM/SIGINT; running the same command again resumes from
+the newest usable one and gives the same parameters as an uninterrupted run. A step with
+a non-finite loss or gradients is skipped; a run of them sends the loop back to the last
+good checkpoint with a lower learning rate (`config.nonfinite`). README: "Resuming and
+preemption".
 """
 
 from __future__ import annotations
