@@ -170,7 +170,7 @@ class Checkpointer:
             create=True,
         )
         self._remove_unfinished()
-        with self._writing("open"):
+        with self._writing("opening"):
             self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=_item_handlers())
 
     def _remove_unfinished(self) -> None:
