@@ -12,8 +12,21 @@ import pathlib
 # (the model tests: 230 s -> 145 s). Set VSR_JAX_TEST_XLA_OPT=1 to test optimised code.
 # YNNPACK dots (vsr_jax/__init__.py) are off for the same reason; test_bench runs with them.
 if os.environ.get("VSR_JAX_TEST_XLA_OPT") != "1":
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()  # TEST_XLA_FLAG
     os.environ.setdefault("VSR_JAX_YNN", "0")
+
+TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
+
+
+def optimised_env() -> dict:
+    """os.environ without the suite's opt-level-0 XLA flag: for subprocesses whose run time
+    (whole-clip metrics), not compile time, dominates."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != TEST_XLA_FLAG)
+    return env
+
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, tiny_unet_config
+from tests.conftest import ROOT, optimised_env, tiny_unet_config
 from vsr_jax import train
 
 EVAL_FLAGS = ("--max_clips=1", "--frame_stride=1")  # every frame: tOF and the warping error too
@@ -20,7 +20,12 @@ QUICK_FLAGS = ("--max_clips=1", "--frame_stride=25")  # 2 frames: for the checks
 
 def run_eval(*args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "vsr_jax.evaluate", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+        [sys.executable, "-m", "vsr_jax.evaluate", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env=optimised_env(),  # whole clips through SSIM and flow: run time, not compile time, dominates
     )
 
 

@@ -68,17 +68,41 @@ def _gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return g / g.sum()
 
 
+_BAND_MATMUL_MAX = 512  # axes up to this long are filtered as one matmul with a band matrix
+
+
+def _band(n: int, taps: np.ndarray) -> np.ndarray:
+    """(n − k + 1, n) matrix whose row i holds the k taps at columns i … i + k − 1."""
+    k = len(taps)
+    m = np.zeros((n - k + 1, n), np.float32)
+    for i in range(n - k + 1):
+        m[i, i : i + k] = taps
+    return m
+
+
+def _filter_axis(x, taps: np.ndarray, axis: int):
+    """'Valid' correlation of (B, H, W) with `taps` along `axis` (1 or 2).
+
+    Short axes: a matmul with a band matrix (O(n) work per pixel, but at matmul speed,
+    also in unoptimised XLA); long ones: a weighted sum of k shifted slices, fused into one
+    loop. Both are exact float32 sums, and far faster on a CPU than a one-channel
+    convolution (8 RGB frames of 288×352: 0.19 s and 0.23 s against 1.2 s).
+    """
+    n = x.shape[axis]
+    if n <= _BAND_MATMUL_MAX:
+        band = jnp.asarray(_band(n, taps))
+        spec = "ih,bhw->biw" if axis == 1 else "iw,bhw->bhi"
+        return jnp.einsum(spec, band, x, precision=lax.Precision.HIGHEST)
+    m = n - len(taps) + 1
+    if axis == 1:
+        return sum(float(w) * x[:, i : i + m, :] for i, w in enumerate(taps))
+    return sum(float(w) * x[:, :, i : i + m] for i, w in enumerate(taps))
+
+
 def _filter_valid(x, window):
     """Separable 'valid' correlation of (B, H, W) with the 1-D window on both axes."""
-    k = window.shape[0]
-    x = x[:, None, :, :]  # (B, 1, H, W) for NCHW convolution
-    kh = jnp.asarray(window.reshape(1, 1, k, 1), jnp.float32)
-    kw = jnp.asarray(window.reshape(1, 1, 1, k), jnp.float32)
-    dn = ("NCHW", "OIHW", "NCHW")
-    prec = lax.Precision.HIGHEST
-    x = lax.conv_general_dilated(x, kh, (1, 1), "VALID", dimension_numbers=dn, precision=prec)
-    x = lax.conv_general_dilated(x, kw, (1, 1), "VALID", dimension_numbers=dn, precision=prec)
-    return x[:, 0]
+    taps = np.asarray(window, np.float32)
+    return _filter_axis(_filter_axis(x, taps, 1), taps, 2)
 
 
 def ssim(a, b, *, crop_border: int = 0, y_channel: bool = True):
