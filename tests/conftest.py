@@ -11,13 +11,10 @@ import pathlib
 # optimisations it compiles ~3× faster and runs the tiny test programs about as fast
 # (the model tests: 230 s -> 145 s). Set VSR_JAX_TEST_XLA_OPT=1 to test optimised code.
 # YNNPACK dots (vsr_jax/__init__.py) are off for the same reason; test_bench runs with them.
-if os.environ.get("VSR_JAX_TEST_XLA_OPT") != "1":
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()  # TEST_XLA_FLAG
-    os.environ.setdefault("VSR_JAX_YNN", "0")
-
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
+if os.environ.get("VSR_JAX_TEST_XLA_OPT") != "1":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAG).strip()
+    os.environ.setdefault("VSR_JAX_YNN", "0")
 
 
 def optimised_env() -> dict:
@@ -49,7 +46,8 @@ def load_config(name: str = "unet", preset: str | None = None):
 
 
 def override(config, **overrides):
-    """Sets dotted fields: override(config, **{"model.features": 8}); returns the config."""
+    """Sets dotted fields: override(config, **{"model.features": 8}); returns the config
+    (a ConfigDict, or a plain dict from `config.to_dict()`)."""
     for key, value in overrides.items():
         node = config
         *path, last = key.split(".")

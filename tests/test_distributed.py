@@ -39,19 +39,43 @@ def test_plan_reads_flags_environment_and_schedulers():
 _RUN = textwrap.dedent(
     """
     import json, sys
-    pid, port, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    pid, port, workdir, overrides = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     from vsr_jax import distributed
     if pid >= 0:
         distributed.initialize(f"127.0.0.1:{port}", 2, pid)
     import jax
     from tests.conftest import tiny_unet_config
     from vsr_jax import train
-    config = tiny_unet_config(total_steps=4, checkpoint_every=4, **{"eval.max_clips": 1, "eval.frame_stride": 25})
+    config = tiny_unet_config(**{"eval.max_clips": 1, "eval.frame_stride": 25, **overrides})
     result = train.train_and_evaluate(config, workdir)
     print("RESULT " + json.dumps({"process": jax.process_index(), "count": jax.process_count(),
-                                  "devices": jax.device_count(), "psnr_y": result["psnr_y"]}))
+                                  "devices": jax.device_count(), "step": result["step"],
+                                  "psnr_y": result.get("psnr_y"), "preempted": result.get("preempted", False)}))
     """
 )
+SHORT = {"total_steps": 4, "checkpoint_every": 4}  # the run the two- and one-process tests compare
+
+
+def _run_args(pid: int, port: str, workdir, overrides: dict) -> list[str]:
+    """`_RUN` as process `pid` of 2 (-1: a run of its own) with `tiny_unet_config(**overrides)`."""
+    return [sys.executable, "-c", _RUN, str(pid), port, str(workdir), json.dumps(overrides)]
+
+
+def _start_two(workdir, overrides: dict) -> list[subprocess.Popen]:
+    """Processes 0 and 1 of a two-process run (2 virtual CPU devices each) on localhost."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    port = str(_free_port())
+    return [
+        subprocess.Popen(
+            _run_args(i, port, workdir, overrides),
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in (0, 1)
+    ]
 
 
 def _free_port() -> int:
@@ -65,19 +89,8 @@ def _result(stdout: str) -> dict:
 
 
 def test_two_processes_on_localhost_train_together_and_agree_with_one(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    port, workdir = str(_free_port()), str(tmp_path / "two")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RUN, str(i), port, workdir],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in (0, 1)
-    ]
+    workdir = str(tmp_path / "two")
+    procs = _start_two(workdir, SHORT)
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
@@ -88,33 +101,15 @@ def test_two_processes_on_localhost_train_together_and_agree_with_one(tmp_path):
     assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))  # by process 0 alone
 
     # one process with the same 4 devices and global batch sees the same examples per step
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     one = subprocess.run(
-        [sys.executable, "-c", _RUN, "-1", port, str(tmp_path / "one")],
-        cwd=ROOT, env=env, text=True, capture_output=True, timeout=600,
-    )  # fmt: skip
+        _run_args(-1, "0", tmp_path / "one", SHORT), cwd=ROOT, env=env, text=True, capture_output=True, timeout=600
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     single = _result(one.stdout)
     assert single["count"] == 1 and single["devices"] == 4
     print("psnr_y two processes", results[0]["psnr_y"], "one process", single["psnr_y"])
     assert abs(single["psnr_y"] - results[0]["psnr_y"]) < 1e-3
-
-
-_LONG_RUN = textwrap.dedent(
-    """
-    import json, sys
-    pid, port, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    from vsr_jax import distributed
-    distributed.initialize(f"127.0.0.1:{port}", 2, pid)
-    import jax
-    from tests.conftest import tiny_unet_config
-    from vsr_jax import train
-    config = tiny_unet_config(total_steps=100_000, checkpoint_every=20, **{"eval.max_clips": 1})
-    result = train.train_and_evaluate(config, workdir)
-    print("RESULT " + json.dumps({"process": jax.process_index(), "step": result["step"],
-                                  "preempted": result.get("preempted", False)}))
-    """
-)
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
@@ -123,19 +118,8 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_with_a_checkpoint(tm
     import signal
     import time
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    port, workdir = str(_free_port()), tmp_path / "two"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _LONG_RUN, str(i), port, str(workdir)],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in (0, 1)
-    ]
+    workdir = tmp_path / "two"
+    procs = _start_two(workdir, {"total_steps": 100_000, "checkpoint_every": 20})
     try:
         deadline = time.time() + 300
         while not (workdir / "checkpoints" / "20").is_dir():  # training is under way

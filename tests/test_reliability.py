@@ -289,13 +289,7 @@ def _with(**overrides):
 
 def _raw(config, key, value):
     """A config with `key` set to `value` whatever its type (as a config built in code may be)."""
-    d = config.to_dict()
-    node = d
-    *path, last = key.split(".")
-    for p in path:
-        node = node[p]
-    node[last] = value
-    return ml_collections.ConfigDict(d)
+    return ml_collections.ConfigDict(override(config.to_dict(), **{key: value}))
 
 
 @pytest.mark.parametrize(

@@ -148,8 +148,9 @@ def _tree_of(metadata: Any) -> Any:
     return getattr(metadata, "tree", metadata)
 
 
-def _shape_dtype(x) -> tuple:
-    return tuple(x.shape), str(np.dtype(x.dtype))
+def leaf_shapes(tree: Any) -> dict[str, tuple]:
+    """{leaf name: (shape, dtype name)} of a pytree of arrays, ShapeDtypeStructs or Orbax metadata."""
+    return {k: (tuple(v.shape), str(np.dtype(v.dtype))) for k, v in named_leaves(tree).items()}
 
 
 class Checkpointer:
@@ -259,8 +260,7 @@ class Checkpointer:
 
     def saved_leaves(self, step: int) -> dict[str, tuple]:
         """{leaf name: (shape, dtype)} of the state saved at `step`, from its metadata."""
-        tree = _tree_of(self._manager.item_metadata(int(step))["state"])
-        return {k: _shape_dtype(v) for k, v in named_leaves(tree).items()}
+        return leaf_shapes(_tree_of(self._manager.item_metadata(int(step))["state"]))
 
     def restore_newest(self, abstract: dict, *, check=None, accept=None) -> tuple[dict, int, dict, dict] | None:
         """The newest usable checkpoint as (fields, step, config, metadata); None when there is none.

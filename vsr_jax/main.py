@@ -43,8 +43,7 @@ def main(argv):
         # shuts down; the state is on disk as far as it can be: leave without them
         os._exit(1)
     except UserError as e:
-        print(f"vsr-train: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(e))
     if result.get("preempted"):
         # after a clean save; the exit status is the signal's (128 + N), as a shell reports a
         # signalled job, so schedulers and `&&` chains do not take the run for finished

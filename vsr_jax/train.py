@@ -632,7 +632,7 @@ _SHAPE_SECTIONS = ("model", "data", "gan", "optimizer", "ema_decay", "grad_clip_
 def _refuse_other_model(workdir: str, abstract: TrainState, config_dict: dict):
     """The `check` of `Checkpointer.restore_newest`: refuses a checkpoint whose arrays have
     other shapes than this config's state, naming the config keys that differ."""
-    want = {k: v for k, v in _leaf_shapes(abstract).items() if not k.startswith("guard/")}
+    want = {k: v for k, v in checkpointing.leaf_shapes(abstract).items() if not k.startswith("guard/")}
 
     def check(step, saved_config, saved_metadata, saved_leaves):
         have = {k: v for k, v in saved_leaves.items() if not k.startswith("guard/")}  # older checkpoints: no guard
@@ -655,10 +655,6 @@ def _refuse_other_model(workdir: str, abstract: TrainState, config_dict: dict):
         )
 
     return check
-
-
-def _leaf_shapes(tree) -> dict:
-    return {k: (tuple(v.shape), str(np.dtype(v.dtype))) for k, v in checkpointing.named_leaves(tree).items()}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -225,27 +225,24 @@ class ConvLSTMVSR(nn.Module):
 
         feats = layers.per_frame(extract, lr)  # (N, T, h, w, F)
         carry = ConvLSTMCell.initialize_carry((n, h, w), f, self.dtype) if state is None else (state["c"], state["h"])
-        final, hidden = scan_propagate(
-            f,
-            self.kernel_size,
-            self.align,
-            self.dtype,
-            reverse=False,
-            unroll=self.unroll,
-            name="forward",
-            conv_impl=impl,
-        )(carry, (feats, to_prev))
-        if self.bidirectional:
-            _, backward = scan_propagate(
+
+        def propagate(direction: str, flows):
+            """The ConvLSTM over time, 'forward' (flows to the previous frame) or 'backward'."""
+            scan = scan_propagate(
                 f,
                 self.kernel_size,
                 self.align,
                 self.dtype,
-                reverse=True,
+                reverse=direction == "backward",
                 unroll=self.unroll,
-                name="backward",
+                name=direction,
                 conv_impl=impl,
-            )(carry, (feats, to_next))
+            )
+            return scan(carry, (feats, flows))
+
+        final, hidden = propagate("forward", to_prev)
+        if self.bidirectional:
+            _, backward = propagate("backward", to_next)
             hidden = jnp.concatenate([hidden, backward], axis=-1)
 
         def reconstruct(x):
