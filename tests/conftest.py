@@ -10,18 +10,31 @@ import pathlib
 # The suite's time is mostly XLA compiling many small programs: without backend
 # optimisations it compiles ~3× faster and runs the tiny test programs about as fast
 # (the model tests: 230 s -> 145 s). Set VSR_JAX_TEST_XLA_OPT=1 to test optimised code.
-# YNNPACK dots (vsr_jax/__init__.py) are off for the same reason; test_bench runs with them.
+# YNNPACK dots (vsr_jax/__init__.py) are off for the same reason. The claims users rely on
+# (bit-exact resume, chunks = one pass, 1 vs 8 devices) are checked in subprocesses
+# started with `optimised_env()`: the default XLA settings and YNN, as users run.
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
+USER_YNN = os.environ.get("VSR_JAX_YNN")  # the caller's own setting, kept in optimised_env()
 if os.environ.get("VSR_JAX_TEST_XLA_OPT") != "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAG).strip()
     os.environ.setdefault("VSR_JAX_YNN", "0")
 
 
-def optimised_env() -> dict:
-    """os.environ without the suite's opt-level-0 XLA flag: for subprocesses whose run time
-    (whole-clip metrics), not compile time, dominates."""
+def optimised_env(**extra: str) -> dict:
+    """os.environ as a user's shell has it (for the claims above, and for subprocesses
+    whose run time, not compile time, dominates): without the suite's opt-level-0 XLA flag and its
+    VSR_JAX_YNN=0 (vsr_jax then turns YNN on), and with VSR_JAX_TEST_XLA_OPT=1 so a
+    subprocess that imports tests.conftest does not put them back. `extra` is added;
+    an XLA_FLAGS there is appended to the caller's flags."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != TEST_XLA_FLAG)
+    if USER_YNN is None:
+        env.pop("VSR_JAX_YNN", None)
+    else:
+        env["VSR_JAX_YNN"] = USER_YNN
+    env["VSR_JAX_TEST_XLA_OPT"] = "1"
+    env["XLA_FLAGS"] = (env["XLA_FLAGS"] + " " + extra.pop("XLA_FLAGS", "")).strip()
+    env.update(extra)
     return env
 
 
@@ -34,7 +47,8 @@ import pytest  # noqa: E402
 jax.config.update("jax_threefry_partitionable", False)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REFERENCE = pathlib.Path(os.environ.get("VSR_JAX_REFERENCE", ROOT.parent / "shared" / "reference"))
+# BasicSR's reference vectors (tests/data/basicsr/PROVENANCE.md); VSR_JAX_REFERENCE points elsewhere
+REFERENCE = pathlib.Path(os.environ.get("VSR_JAX_REFERENCE", ROOT / "tests" / "data" / "basicsr"))
 
 
 def load_config(name: str = "unet", preset: str | None = None):
@@ -83,14 +97,8 @@ def straight_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def manifest():
-    """BasicSR's reference vectors. CI (VSR_JAX_REQUIRE_REFERENCE=1) fails without them; elsewhere they skip."""
-    path = REFERENCE / "manifest.json"
-    if not path.is_file():
-        message = f"BasicSR reference vectors not found at {REFERENCE} (set VSR_JAX_REFERENCE to their directory)"
-        if os.environ.get("VSR_JAX_REQUIRE_REFERENCE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return json.loads(path.read_text())
+    """BasicSR's reference vectors (manifest.json); a missing file fails the tests that use them."""
+    return json.loads((REFERENCE / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="session")
