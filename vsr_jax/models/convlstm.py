@@ -79,6 +79,13 @@ class ConvLSTMCell(nn.Module):
         return zeros, zeros
 
 
+def align_state(carry, flow):
+    """Backward-warps the ConvLSTM state (c, h) of the frame the carry comes from onto the
+    current frame: `flow` (N,h,w,2) maps the current frame onto that one (see `warp`);
+    zeros come in at the borders."""
+    return tuple(warp_lib.warp(s, flow, padding_mode="zeros") for s in carry)
+
+
 class _AlignedStep(nn.Module):
     """One time step: warp the carry onto the current frame, then the ConvLSTM cell.
 
@@ -96,7 +103,7 @@ class _AlignedStep(nn.Module):
     def __call__(self, carry, inputs):
         x, flow = inputs
         if self.align:
-            carry = tuple(warp_lib.warp(s, flow, padding_mode="zeros") for s in carry)
+            carry = align_state(carry, flow)
         cell = ConvLSTMCell(self.features, self.kernel_size, conv_impl=self.conv_impl, dtype=self.dtype, name="cell")
         return cell(carry, x)
 
