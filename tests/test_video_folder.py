@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -129,6 +130,35 @@ def test_single_file_is_split_in_time(tmp_path):
     test = [c.frames for c in pipeline.make_source(config.data, "test").clips()]
     assert [len(f) for f in train] == [30] and [len(f) for f in test] == [10]
     np.testing.assert_array_equal(test[0][0], scene(5, 40)[30])
+
+
+def test_cache_refuses_to_decode_without_the_free_disk_it_needs(tmp_path, monkeypatch):
+    root = tmp_path / "one"
+    root.mkdir()
+    encode(root / "a.mkv", scene(5, 40), codec="ffv1")  # 40 × 48 × 64 × 3 = 368,640 bytes in the cache
+    config = config_for(root, tmp_path)
+    cache = tmp_path / "cache"
+    free = {"bytes": 100_000}
+    monkeypatch.setattr(video_folder.shutil, "disk_usage", lambda p: SimpleNamespace(free=free["bytes"]))
+    with pytest.raises(UserError) as e:
+        pipeline.make_source(config.data, "train")
+    assert str(e.value) == (
+        f"decoding {root / 'a.mkv'} into the frame cache needs ~0.4 MB in {cache}, 0.1 MB free; "
+        "free space there or point --config.data.cache_dir at a bigger disk"
+    )
+    free["bytes"] = 368_639  # one byte short
+    with pytest.raises(UserError, match="needs ~0.4 MB"):
+        pipeline.make_source(config.data, "train")
+    assert os.listdir(cache) == []  # nothing partial
+    free["bytes"] = 368_640  # just enough
+    assert [len(c.frames) for c in pipeline.make_source(config.data, "train").clips()] == [28]
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_caching(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(video_io, "MAX_FRAME_PIXELS", H * W - 1)
+    with pytest.raises(video_io.VideoError, match=f"{H * W:,} pixels, over the limit of {H * W - 1:,}"):
+        pipeline.make_source(config_for(folder, tmp_path).data, "train")
+    assert os.listdir(tmp_path / "cache") == []
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])

@@ -1,10 +1,20 @@
-"""Video decoding with PyAV (FFmpeg bundled in the wheel); no TensorFlow here."""
+"""Video decoding with PyAV (FFmpeg bundled in the wheel); no TensorFlow here.
+
+Input limit: no frame larger than `MAX_FRAME_PIXELS` (width × height = 8192 × 8192 =
+67,108,864 pixels; 8K UHD, 7680 × 4320, is half of it) is decoded. The size is read from
+the header first (PIL for images, the stream's codec parameters for videos) and FFmpeg's
+decoder is opened with the same ``max_pixels``, so an oversized frame or a decompression
+bomb (a small file whose header claims a huge image) is refused with a one-line
+VideoError naming the file, its size and the limit, before any pixels are allocated.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
@@ -15,6 +25,70 @@ from vsr_jax.errors import UserError
 
 class VideoError(UserError, ValueError):
     """A video file that is missing, unreadable or has no video stream."""
+
+
+# One RGB copy of such a frame is 192 MiB (384 MiB at 16 bits) and a model's activations a
+# multiple of that; far larger headers are almost always decompression bombs. Read at call
+# time, so a test may lower it.
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def _limit_text() -> str:
+    limit = MAX_FRAME_PIXELS
+    side = math.isqrt(limit)
+    return f"{limit:,} pixels" + (f" ({side}×{side})" if side * side == limit else "")
+
+
+def check_frame_size(what: str, width: int, height: int) -> None:
+    """Raises VideoError when a `width` × `height` frame is over `MAX_FRAME_PIXELS`;
+    `what` names it ("frame x.png is", "x.mp4 has frames of")."""
+    pixels = int(width) * int(height)
+    if pixels > MAX_FRAME_PIXELS:
+        raise VideoError(
+            f"{what} {width}×{height} = {pixels:,} pixels, over the limit of {_limit_text()}: "
+            "downscale it (e.g. ffmpeg -vf scale=iw/2:-2) or split it into tiles first"
+        )
+
+
+def image_size(file: str) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding the pixels.
+
+    Raises VideoError for an unreadable file and for one over `MAX_FRAME_PIXELS`.
+    """
+    from PIL import Image
+
+    try:
+        # PIL warns above its own MAX_IMAGE_PIXELS (89 M), which is over ours: the refusal below says it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as e:  # PIL refuses over 2 × its limit before telling the size
+        raise VideoError(
+            f"frame {file} is a decompression bomb or far too large ({e}); the limit is {_limit_text()}: "
+            "downscale it or split it into tiles first"
+        ) from e
+    except OSError as e:  # also PIL's UnidentifiedImageError
+        raise VideoError(f"cannot read frame {file} ({e}); replace or remove it") from e
+    check_frame_size(f"frame {file} is", width, height)
+    return width, height
+
+
+def _ffmpeg_max_pixels(width: int, height: int) -> int:
+    """FFmpeg's ``max_pixels`` for a stream of `width` × `height` (0: unknown): the limit
+    plus headroom, as FFmpeg counts the padded buffer (rows rounded up to 64 pixels, h264's
+    height to 16 rows)."""
+    return MAX_FRAME_PIXELS + 80 * max(int(width), int(height), 16384)
+
+
+def _limit_decoder(path: str, stream) -> None:
+    """Refuses a video stream whose frames are over `MAX_FRAME_PIXELS` (from the codec
+    parameters, before decoding) and makes FFmpeg refuse far larger frames met later
+    (a size change mid-stream); callers check each decoded frame's size before converting it."""
+    cc = stream.codec_context
+    if cc.width and cc.height:
+        check_frame_size(f"{path} has frames of", cc.width, cc.height)
+    cc.options = {**cc.options, "max_pixels": str(_ffmpeg_max_pixels(cc.width or 0, cc.height or 0))}
 
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".wmv", ".flv")
@@ -37,7 +111,9 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
         with av.open(path) as container:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream")
+            _limit_decoder(path, container.streams.video[0])
             for frame in container.decode(video=0):
+                check_frame_size(f"{path}: frame {count} is", frame.width, frame.height)
                 yield frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
                 count += 1
                 if max_frames is not None and count >= max_frames:
@@ -56,6 +132,7 @@ def iter_image_folder(path: str | os.PathLike) -> Iterator[np.ndarray]:
     if not files:
         raise VideoError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     for file in files:
+        image_size(file)  # the size limit, from the header
         try:
             with Image.open(file) as im:
                 yield np.asarray(im.convert("RGB"))
@@ -169,6 +246,7 @@ def probe(path: str | os.PathLike, *, folder_fps: float = 25.0, allow_truncated:
             packets = sum(1 for p in container.demux(stream) if p.size)
         with av.open(path) as container:
             stream = container.streams.video[0]
+            _limit_decoder(path, stream)
             frame = next(container.decode(stream), None)
             rate = stream.guessed_rate or stream.average_rate or Fraction(25)
             time_base = stream.time_base or 1 / Fraction(rate)
@@ -202,9 +280,11 @@ def probe(path: str | os.PathLike, *, folder_fps: float = 25.0, allow_truncated:
 
 def read_image(file: str) -> np.ndarray:
     """One frame image -> RGB (h, w, 3) uint8, or uint16 for 16-bit images; gray is
-    replicated to RGB, alpha dropped. Raises VideoError for an unreadable file."""
+    replicated to RGB, alpha dropped. Raises VideoError for an unreadable file or one over
+    `MAX_FRAME_PIXELS` (checked from the header: OpenCV decodes everything at once)."""
     import cv2
 
+    image_size(file)
     image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise VideoError(f"cannot read frame {file}; replace or remove it")
@@ -243,6 +323,7 @@ def decode(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         with av.open(info.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            _limit_decoder(info.path, stream)
             for i, frame in enumerate(container.decode(stream)):
                 pts = frame.pts
                 if pts is None or (last is not None and pts <= last):

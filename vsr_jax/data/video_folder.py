@@ -4,7 +4,10 @@ DIR holds video files (mp4, mkv, mov, webm, avi, … — anything FFmpeg decodes
 PyAV) and/or sub-folders of frames (png/jpg/…, natural order), searched recursively.
 Each input is decoded once into an uncompressed frame cache (``data.cache_dir``, default
 ``~/.cache/vsr_jax/frames``; keyed by path, size and modification time) that training
-memory-maps, so memory stays bounded however much footage there is.
+memory-maps, so memory stays bounded however much footage there is. Before an input is
+decoded, its cache size (frames × H × W × 3 bytes) is compared with the free space of the
+cache folder; if it does not fit, a one-line UserError says how much is needed and free.
+Frames over `video_io.MAX_FRAME_PIXELS` (8192 × 8192) are refused before decoding.
 
 * Scene cuts are found with a frame-difference threshold (`data.cut_threshold`, mean
   absolute difference on the 0–255 scale); training windows of `data.num_frames` frames
@@ -22,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 
@@ -97,12 +101,31 @@ def _fingerprint(item: Input) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def check_free_space(item: Input, cache_root: str) -> int:
+    """The bytes `item` takes in the frame cache (frames × H × W × 3, from the header and a
+    demux, no decoding); raises UserError if the cache folder's disk has less free."""
+    info = video_io.probe(item.path, allow_truncated=True)  # also refuses frames over the size limit
+    need = info.frames * info.width * info.height * 3
+    free = shutil.disk_usage(cache_root).free
+    if need > free:
+        raise UserError(
+            f"decoding {item.path} into the frame cache needs ~{_size(need)} in {cache_root}, {_size(free)} free; "
+            "free space there or point --config.data.cache_dir at a bigger disk"
+        )
+    return need
+
+
 def decode_cached(item: Input, cache_root: str, cut_threshold: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """(frames memmap (T, H, W, 3) uint8, shots [(start, end)]) of one input, decoding it once."""
     os.makedirs(cache_root, exist_ok=True)
     key = os.path.join(cache_root, _fingerprint(item))
     meta_path = key + ".json"
     if not os.path.exists(meta_path):
+        check_free_space(item, cache_root)
         frames = video_io.iter_image_folder(item.path) if item.is_folder else video_io.iter_frames(item.path)
         tmp = f"{key}.{os.getpid()}.tmp"
         diffs, shape, count, prev = [], None, 0, None
