@@ -243,6 +243,38 @@ def test_parse_list():
     assert vimeo90k._parse_list("00001/0001 \r\n\n  \n00001/0002\n") == ["00001/0001", "00001/0002"]
 
 
+@pytest.mark.parametrize(
+    "bad",
+    ["../../etc", "/etc/passwd", "00001/0001/../../x", "00001/../0001", "1/1", "000001/0001", "00001\\0001",
+     "00001/0001 00001/0002", "\uff10\uff10\uff10\uff10\uff11/0001", "00001/000a"],
+)  # fmt: skip
+def test_list_ids_must_be_five_digits_slash_four(tmp_path, bad):
+    """Ids become paths (sequences/ID/im1.png): anything but NNNNN/NNNN is refused, naming file, line and id."""
+    root = _write_folder(tmp_path / "manual")
+    listing = root / vimeo90k.LISTS["test"]
+    listing.write_text(f"00003/0005\n\n  {bad}  \n00003/0002\n")
+    with pytest.raises(UserError) as excinfo:
+        vimeo90k.load("test", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "tfds"))
+    message = _one_line_error(excinfo, "line 3")
+    assert message.startswith(f"Vimeo-90K list {listing} line 3: {bad!r} is not a sequence id"), message
+    assert not (tmp_path / "tfds").exists()  # refused before TFDS prepares anything
+
+
+def test_frame_header_over_the_pixel_limit_is_refused(tmp_path):
+    """A frame whose PNG header claims 20000×20000 (a decompression bomb) is refused before TFDS decodes it."""
+    import struct
+    import zlib
+
+    root = _write_folder(tmp_path / "manual")
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    (root / "sequences" / IDS["train"][0] / "im2.png").write_bytes(png)
+    with pytest.raises(UserError) as excinfo:
+        vimeo90k.load("train", manual_dir=str(tmp_path / "manual"), data_dir=str(tmp_path / "tfds"))
+    message = _one_line_error(excinfo, "im2.png")
+    assert "20000×20000 = 400,000,000 pixels, over the limit of 67,108,864" in message
+
+
 def test_not_rgb_png_is_rejected(tmp_path):
     root = _write_folder(tmp_path / "manual")
     Image.fromarray(_frame(0, 0)[..., 0]).save(root / "sequences" / IDS["train"][0] / "im3.png")  # grayscale

@@ -5,7 +5,8 @@ The dataset (91,701 clips of 7 consecutive 448×256 frames, ~82 GB) cannot be do
 http://toflow.csail.mit.edu/) and put it into a ``manual_dir`` of your choice. The official layout, once unpacked::
 
     vimeo_septuplet/
-        sep_trainlist.txt        # 64,612 lines like "00001/0001" (blank lines and trailing spaces are ignored)
+        sep_trainlist.txt        # 64,612 lines like "00001/0001" (blank lines and trailing spaces are ignored;
+                                 # any other line that is not NNNNN/NNNN, e.g. "../../etc", is an error)
         sep_testlist.txt         # 7,824 lines
         sequences/00001/0001/im1.png ... im7.png
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -46,6 +48,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from vsr_jax import video_io
 from vsr_jax.errors import UserError
 
 NAME = "vimeo90k_septuplet"
@@ -59,6 +62,9 @@ FILE_FORMAT = "array_record"
 
 _GET_IT = f"download {ZIP_NAME} (~82 GB) from {URL} and put it, or its unpacked {FOLDER_NAME}/ folder, in"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A sequence id: 5 digits / 4 digits. Ids become paths (sequences/ID/im1.png), so nothing
+# else (.., absolute paths, separators) may come from a list file.
+_SEQUENCE_ID = re.compile(r"[0-9]{5}/[0-9]{4}")
 
 _CITATION = """\
 @article{xue2019video,
@@ -85,9 +91,21 @@ def _frame_name(i: int) -> str:
     return f"im{i + 1}.png"
 
 
-def _parse_list(text: str) -> list[str]:
-    """Sequence ids ("00001/0001") of one list file, in order; blank lines and surrounding whitespace dropped."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _parse_list(text: str, where: str = "") -> list[str]:
+    """Sequence ids ("00001/0001") of one list file `where`, in order; blank lines and surrounding whitespace
+    dropped. Raises UserError naming the line of anything that is not an id of the form NNNNN/NNNN."""
+    ids = []
+    for number, line in enumerate(text.splitlines(), 1):
+        sequence_id = line.strip()
+        if not sequence_id:
+            continue
+        if not _SEQUENCE_ID.fullmatch(sequence_id):
+            raise _error(
+                f"Vimeo-90K list {where} line {number}: {sequence_id[:80]!r} is not a sequence id of the form "
+                f"NNNNN/NNNN (e.g. 00001/0001); fix the line or re-download {ZIP_NAME} from {URL}"
+            )
+        ids.append(sequence_id)
+    return ids
 
 
 def _check_png(data: bytes, where: str) -> tuple[int, int]:
@@ -96,6 +114,10 @@ def _check_png(data: bytes, where: str) -> tuple[int, int]:
     if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise _error(f"Vimeo-90K frame {where} is not a PNG file: re-download {ZIP_NAME} from {URL}")
     width, height, bit_depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    try:  # TFDS decodes the frames later: refuse a decompression bomb now
+        video_io.check_frame_size(f"Vimeo-90K frame {where} is", width, height)
+    except video_io.VideoError as e:
+        raise _error(str(e)) from e
     if bit_depth != 8 or colour_type != 2:
         raise _error(
             f"Vimeo-90K frame {where} is not an 8-bit RGB PNG (bit depth {bit_depth}, colour type {colour_type}): "
@@ -205,7 +227,13 @@ class _Source:
             data = self.read(name, archive)
             if data is None:
                 raise _error(f"Vimeo-90K list {self.describe(name)} is missing: {_GET_IT} {self.manual_dir}")
-            ids = _parse_list(data.decode("utf-8"))
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _error(
+                    f"Vimeo-90K list {self.describe(name)} is not a text file ({e}): {_GET_IT} {self.manual_dir}"
+                ) from e
+            ids = _parse_list(text, self.describe(name))
             if not ids:
                 raise _error(f"Vimeo-90K list {self.describe(name)} is empty: {_GET_IT} {self.manual_dir}")
             lists[split] = ids
