@@ -17,6 +17,7 @@ This module does not import the training code.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -83,9 +84,36 @@ def named_leaves(tree: Any) -> dict[str, Any]:
     return {leaf_name(p): x for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def _leaf_checksum(x: jax.Array) -> jax.Array:
-    """A uint32 digest of an array's bits: Σ bitsᵢ·wᵢ (mod 2³²) with odd position weights,
-    so any change to one element, and a swap of two, changes it."""
+CHECKSUM_ALGORITHM = "sha256"
+
+
+def host_array(x: Any) -> np.ndarray:
+    """The whole of array `x` as a NumPy array on this host, also in a multi-process run:
+    a replicated array (the train state's) from this process's own copy; an array sharded
+    over processes gathered from all of them (a collective: every process must call it)."""
+    if isinstance(x, jax.Array):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        if not x.is_fully_addressable:
+            if x.is_fully_replicated:
+                return np.asarray(x.addressable_data(0))
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def array_digest(x: Any) -> str:
+    """ "sha256:<hex>" of an array's bytes (C order, the host's little-endian layout): a
+    cryptographic hash, so any change to its contents (a flipped bit, two values swapped,
+    x <-> -x) gives another digest. Shape and dtype are checked by the restore itself."""
+    a = np.ascontiguousarray(host_array(x))
+    return f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(a.view(np.uint8).reshape(-1)).hexdigest()}"
+
+
+def _legacy_checksum(x: jax.Array) -> jax.Array:
+    """The uint32 digest checkpoints written before sha256 carry (Σ bitsᵢ·wᵢ mod 2³², odd
+    position weights), kept to check those: it misses e.g. two flips of bit 31."""
     if x.dtype == jnp.bool_:
         bits = x.astype(jnp.uint32)
     elif x.dtype.itemsize == 8:
@@ -98,22 +126,47 @@ def _leaf_checksum(x: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _checksums(leaves: dict) -> dict:
-    return {k: _leaf_checksum(v) for k, v in leaves.items()}
+def _legacy_checksums(leaves: dict) -> dict:
+    return {k: _legacy_checksum(v) for k, v in leaves.items()}
 
 
-def state_checksums(state: Any) -> dict[str, int]:
-    """{leaf name: uint32 digest} of every array in `state` (computed where the arrays live)."""
-    sums = jax.device_get(_checksums(named_leaves(state)))
-    return {k: int(v) for k, v in sums.items()}
+def state_checksums(state: Any) -> dict[str, str]:
+    """{leaf name: "sha256:<hex>"} of every array in `state`, hashed on the host."""
+    return {k: array_digest(v) for k, v in named_leaves(state).items()}
 
 
 def verify_checksums(state: Any, expected: dict | None) -> list[str]:
-    """Names of the arrays of `state` whose digest differs from `expected` (those it names)."""
+    """Names of the arrays of `state` whose digest differs from `expected` (those it names).
+
+    A "sha256:<hex>" entry is checked by hashing; a bare integer is the uint32 digest of a
+    checkpoint written before sha256, checked the way it was made; an entry of another kind
+    (a later version's) is not checked, with a warning, rather than calling the checkpoint damaged.
+    """
     if not expected:
         return []
-    have = state_checksums({k: v for k, v in named_leaves(state).items() if k in expected})
-    return sorted(k for k, v in have.items() if int(expected[k]) != v)
+    bad, unknown, legacy = [], [], {}
+    for k, x in named_leaves(state).items():
+        want = expected.get(k)
+        if want is None:
+            continue
+        if isinstance(want, int) and not isinstance(want, bool):
+            legacy[k] = jnp.asarray(host_array(x))  # one program for all of them, below
+        elif isinstance(want, str) and want.startswith(CHECKSUM_ALGORITHM + ":"):
+            if array_digest(x) != want:
+                bad.append(k)
+        else:
+            unknown.append(k)
+    if legacy:
+        sums = jax.device_get(_legacy_checksums(legacy))
+        bad += [k for k, v in sums.items() if int(v) != int(expected[k])]
+    if unknown:
+        logging.warning(
+            "%d arrays carry checksums of a kind this version cannot check (e.g. %s: %.20s...); not checked",
+            len(unknown),
+            unknown[0],
+            expected[unknown[0]],
+        )
+    return sorted(bad)
 
 
 # ------------------------------------------------------------------- write errors
@@ -260,7 +313,7 @@ class Checkpointer:
 
     def saved_leaves(self, step: int) -> dict[str, tuple]:
         """{leaf name: (shape, dtype)} of the state saved at `step`, from its metadata."""
-        return leaf_shapes(_tree_of(self._manager.item_metadata(int(step))["state"]))
+        return _saved_leaves(self._manager, int(step))
 
     def restore_newest(self, abstract: dict, *, check=None, accept=None) -> tuple[dict, int, dict, dict] | None:
         """The newest usable checkpoint as (fields, step, config, metadata); None when there is none.
@@ -349,10 +402,107 @@ def abstract_like(tree: Any) -> Any:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
-    """(config dict, params, step) of a run's checkpoint, for evaluation or inference.
+# ------------------------------------------------------- reading a run for inference
 
-    The params are the EMA of the generator's when the run kept one (`ema_decay` > 0).
+# Paths in a checkpoint's config name places on the machine that trained it: vsr-eval and
+# vsr-upscale neither read nor write there (a copied run folder must not make them decode,
+# cache or prepare data somewhere it names); vsr-eval takes them from its flags.
+CONFIG_PATH_FIELDS = ("data.path", "data.cache_dir", "data.manual_dir", "data.tfds_data_dir", "loss.vgg_weights")
+
+
+def without_paths(config: dict, where: str) -> dict:
+    """`config` (a checkpoint's) with CONFIG_PATH_FIELDS emptied; logs the ones that were set."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    dropped = []
+    for field in CONFIG_PATH_FIELDS:
+        group, key = field.split(".")
+        if isinstance(config.get(group), dict) and config[group].get(key):
+            dropped.append(f"{field}={config[group][key]!r}")
+            config[group][key] = ""
+        elif isinstance(config.get(group), dict) and key in config[group]:
+            config[group][key] = ""
+    if dropped:
+        logging.info("%s: the paths in its config are not used (%s)", where, ", ".join(dropped))
+    return config
+
+
+def model_from_config(config: dict, where: str) -> tuple[Any, Any, Any]:
+    """(ConfigDict, model, abstract params) of the model a checkpoint's config names;
+    the params are ShapeDtypeStructs (jax.eval_shape: nothing is allocated)."""
+    import ml_collections
+
+    from vsr_jax import config_lib, models
+
+    try:
+        cfg = ml_collections.ConfigDict(config)
+        model = models.create_model(cfg.model.name, int(cfg.data.scale), config_lib.model_kwargs(cfg))
+        t, s = int(cfg.data.num_frames), int(cfg.data.patch_size)
+        abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, t, s, s, 3)))["params"])
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: its config's model cannot be built ({e})") from None
+    return cfg, model, abstract
+
+
+def _memory_bytes() -> int:
+    """What one restore may allocate at most: this machine's RAM, or less on the device."""
+    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        stats = {}
+    return min(limit, int(stats.get("bytes_limit", limit)))
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_saved_sizes(saved: dict[str, tuple], abstract: Any, prefix: str, where: str, model: str) -> None:
+    """Refuses (CheckpointError, one line) a checkpoint whose `prefix` arrays differ in shape
+    or dtype from the model's `abstract` params, or that would not fit in memory. `saved`:
+    {leaf name: (shape, dtype)} read from the checkpoint's metadata, before any array is."""
+    want = leaf_shapes({prefix: abstract})
+    have = {k: v for k, v in saved.items() if k == prefix or k.startswith(prefix + "/")}
+    differ = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
+    if differ:
+        k = differ[0]
+        detail = f"{k}: saved {_describe(have.get(k))}, the model's {_describe(want.get(k))}"
+        raise CheckpointError(
+            f"{where} does not hold the {model!r} model its config names ({len(differ)} arrays differ, e.g. "
+            f"{detail}); was it copied from another run, or its config edited?"
+        )
+    total = sum(int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize for shape, dtype in want.values())
+    if total > _memory_bytes():
+        raise CheckpointError(f"{where}: its params take {_gib(total)}, more than the {_gib(_memory_bytes())} here")
+
+
+def _describe(entry) -> str:
+    return "nothing" if entry is None else f"{entry[1]}{list(entry[0])}"
+
+
+def _saved_leaves(manager, step: int) -> dict[str, tuple]:
+    """{leaf name: (shape, dtype)} of the state saved at `step`: its metadata, no array data."""
+    return leaf_shapes(_tree_of(manager.item_metadata(step)["state"]))
+
+
+def _restore_arrays(manager, step: int, target: dict) -> dict:
+    """Reads only the arrays of `target` (ShapeDtypeStructs with shardings) from the state of `step`."""
+    restore_args = jax.tree.map(
+        lambda a: ocp.ArrayRestoreArgs(sharding=a.sharding, global_shape=a.shape, dtype=a.dtype), target
+    )
+    args = ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+    return manager.restore(step, args=ocp.args.Composite(state=args))["state"]
+
+
+def load_model(workdir: str, step: int | None = None) -> tuple[Any, Any, Any, int]:
+    """(config, model, params, step) of a run's checkpoint, for evaluation or inference.
+
+    The model is built from the config saved in the checkpoint; its params (by
+    jax.eval_shape) are the restore target, and the checkpoint's array metadata is checked
+    against them before anything is read: another model's checkpoint or an absurd size is
+    one CheckpointError. Only the params are read (the EMA of the generator's when the run
+    kept one, `ema_decay` > 0), onto one local device whatever mesh wrote them, and checked
+    against their checksums. The config's paths are emptied (see CONFIG_PATH_FIELDS).
 
     Raises CheckpointError with what to do when `workdir` holds no checkpoint or the
     checkpoint is damaged (its arrays unreadable or not matching their checksums).
@@ -360,8 +510,9 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"no checkpoints in {workdir} (expected {directory}); train a model there first")
+    handlers = {**_item_handlers(), "state": ocp.PyTreeCheckpointHandler()}  # it can read a part of the state
     manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(read_only=True), item_handlers=_item_handlers()
+        directory, options=ocp.CheckpointManagerOptions(read_only=True), item_handlers=handlers
     )
     try:
         steps = sorted(manager.all_steps())
@@ -372,36 +523,35 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
             raise CheckpointError(f"no checkpoint for step {step} in {directory}; have {steps}")
         older = [s for s in steps if s < step]
         hint = f"; an older one can be used with --step={older[-1]}" if older else ""
+        where = f"the checkpoint of step {step} in {workdir}"
         try:
-            # onto one local device, whatever mesh wrote it (8 GPUs, a TPU slice): without a target
-            # Orbax restores the saved sharding and refuses another topology
-            device = jax.local_devices()[0]
-            target = jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
-                manager.item_metadata(step)["state"],
-            )
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target),
-                    config=ocp.args.JsonRestore(),
-                    metadata=ocp.args.JsonRestore(),
-                ),
-            )
-        except Exception as e:  # noqa: BLE001 - truncated files, unreadable metadata
-            raise CheckpointError(
-                f"the checkpoint of step {step} in {directory} is damaged ({describe_write_error(e)}){hint}"
-            ) from None
+            json_args = ocp.args.Composite(config=ocp.args.JsonRestore(), metadata=ocp.args.JsonRestore())
+            restored = manager.restore(step, args=json_args)
+            config, metadata = dict(restored["config"]), dict(restored["metadata"] or {})
+            saved = _saved_leaves(manager, step)
+        except Exception as e:  # noqa: BLE001 - missing or unreadable metadata files
+            raise CheckpointError(f"{where} is damaged ({describe_write_error(e)}){hint}") from None
+        config, model, abstract = model_from_config(without_paths(config, workdir), where)
+        name = "ema" if any(k.startswith("ema/") for k in saved) else "params"  # the EMA when the run kept one
+        check_saved_sizes(saved, abstract, name, where, config.model.name)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = {name: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)}
+        try:
+            params = _restore_arrays(manager, step, target)[name]
+        except Exception as e:  # noqa: BLE001 - truncated or missing array files
+            raise CheckpointError(f"{where} is damaged ({describe_write_error(e)}){hint}") from None
     finally:
         manager.close()
-    state = restored["state"]
-    params = state.get("ema") or state["params"]  # the generator's EMA when the run kept one
-    name = "ema" if state.get("ema") else "params"
-    expected = (restored["metadata"] or {}).get("checksums") or {}
+    expected = metadata.get("checksums") or {}
     bad = verify_checksums({name: params}, {k: v for k, v in expected.items() if k.startswith(name + "/")})
     if bad:
         raise CheckpointError(
-            f"the checkpoint of step {step} in {directory} is damaged ({len(bad)} arrays do not match their "
-            f"checksums, e.g. {bad[0]}){hint}"
+            f"{where} is damaged ({len(bad)} arrays do not match their checksums, e.g. {bad[0]}){hint}"
         )
-    return dict(restored["config"]), params, step
+    return config, model, params, step
+
+
+def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
+    """(config dict, params, step) of `load_model`."""
+    config, _, params, step = load_model(workdir, step)
+    return config.to_dict(), params, step

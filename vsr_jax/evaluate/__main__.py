@@ -13,6 +13,12 @@ the run kept one. Per checkpoint it writes RUN/eval/<step>/metrics.json (every m
 clip and the mean over clips), metrics.csv, a figure (LR nearest / bicubic / SR / HR) and
 TensorBoard scalars under RUN/eval; other test sets go to RUN/eval/<step>/<dataset>/.
 Protocol: `vsr_jax.evaluate` (BasicSR's PSNR/SSIM, Y and RGB; TecoGAN's tOF).
+
+A run folder may come from elsewhere: the model is rebuilt from its config and the
+checkpoint's array sizes are checked against it before anything is read, and the paths in
+its config (data.path, cache_dir, manual_dir, tfds_data_dir) are never used: the run's own
+video_folder / vimeo90k test split needs --data_dir (and --cache_dir / --tfds_data_dir if
+not the defaults). Orbax's notices about opening a run read-only show with `-v 1`.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ _DATASET = flags.DEFINE_enum(
 )
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "Root of the test set (vid4, reds4, udm10, folder; vimeo90k: the zip's folder; video_folder)."
+)
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", "", "video_folder: decoded-frame cache (default ~/.cache/vsr_jax; never the checkpoint's)."
+)
+_TFDS_DIR = flags.DEFINE_string(
+    "tfds_data_dir", "", "vimeo90k, cats_vs_dogs: TFDS's prepared data (default ~/tensorflow_datasets)."
 )
 _LR_DIR = flags.DEFINE_string("lr_dir", "", "--dataset=folder: LR clips with the HR clips' names (default: degrade).")
 _DEGRADATION = flags.DEFINE_enum("degradation", "", ["", "bi", "bd"], "LR degradation; default: the run's.")
@@ -76,7 +88,7 @@ def test_pairs(config, cache: dict):
     scale = int(config.data.scale)
     kind = _DEGRADATION.value or config.data.degradation
     name = _DATASET.value or config.data.name
-    key = (name, scale, kind, _DATA_DIR.value, _LR_DIR.value, _MAX_CLIPS.value)
+    key = (name, scale, kind, _DATA_DIR.value, _LR_DIR.value, _CACHE_DIR.value, _TFDS_DIR.value, _MAX_CLIPS.value)
     if key not in cache:
         if name in datasets.NAMED:
             if not _DATA_DIR.value:
@@ -93,12 +105,18 @@ def test_pairs(config, cache: dict):
                 max_clips=key[-1],
             )
         else:
+            if name in ("vimeo90k", "video_folder") and not _DATA_DIR.value:
+                what = "the folder holding vimeo_septuplet" if name == "vimeo90k" else "the folder of videos"
+                _fail(f"the test set {name} needs --data_dir ({what}); paths saved in a checkpoint are not used")
+            # the checkpoint's own paths are already emptied (checkpointing.load_model): only flags here
             data = config.data.copy_and_resolve_references()
             with data.unlocked():
                 data.name, data.degradation = name, kind
-                if _DATA_DIR.value and name == "vimeo90k":
+                data.path = data.manual_dir = ""
+                data.cache_dir, data.tfds_data_dir = _CACHE_DIR.value, _TFDS_DIR.value
+                if name == "vimeo90k":
                     data.manual_dir = _DATA_DIR.value
-                elif _DATA_DIR.value and name == "video_folder":
+                elif name == "video_folder":
                     data.path = _DATA_DIR.value
             cache[key] = pipeline.load_clip_pairs(data, "test", key[-1])
     return cache[key], name, kind
