@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from absl import app, flags
-from common import ROOT, WORKDIR, ExperimentError, publish
+from common import ROOT, WORKDIR, ExperimentError, machine_name, publish
 
 _MODELS = flags.DEFINE_string("models", "", "configs[:preset], comma-separated (default: every recipe).")
 _FROM_JSON = flags.DEFINE_string("from_json", "", "Publish this `vsr-bench --json` result instead of running it.")
@@ -35,7 +35,12 @@ def main(argv):
             raise ExperimentError("vsr-bench failed")
     with open(path) as f:
         result = json.load(f)
-    publish("bench_models", bench_models.markdown(result))
+    if not _FROM_JSON.value:  # vsr-bench names the backend, not the CPU: record it beside the numbers
+        result["machine"] = machine_name()
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+    machine = result.get("machine", "machine not recorded")
+    publish("bench_models", f"{bench_models.markdown(result)}\n\nMeasured on: {machine}.")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -228,9 +229,29 @@ def data_line(results: list[dict]) -> str:
     return f"×{r['scale']} on {where} ({r['num_frames']} frames), Y channel (BT.601), crop {r['crop_border']}"
 
 
-def machine_line() -> str:
-    """'1× cpu (x86_64), 2026-11-25': the devices the numbers were measured on, and the date."""
+def machine_name() -> str:
+    """'Intel(R) Xeon(R) Processor, 2 cores (AVX-512)' on a CPU (the cores this process may
+    use), else the accelerators' count and kind, '8× TPU v5 lite'."""
     import jax
 
-    device = f"{jax.device_count()}× {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})"
-    return f"{device}, {datetime.date.today().isoformat()}"
+    if jax.default_backend() != "cpu":
+        return f"{jax.device_count()}× {jax.devices()[0].device_kind}"
+    name, isa = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        name = re.search(r"^model name\s*:\s*(.+)$", info, re.M).group(1).strip()
+        cpu_flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split())
+        isa = " (AVX-512)" if "avx512f" in cpu_flags else " (AVX2)" if "avx2" in cpu_flags else ""
+    except (OSError, AttributeError):  # not Linux: the architecture only
+        pass
+    return f"{name}, {len(os.sched_getaffinity(0))} cores{isa}"
+
+
+def machine_line() -> str:
+    """'Intel(R) Xeon(R) Processor, 2 cores (AVX-512), 2026-11-30': the machine the numbers
+    were measured on (as `machine_name`, plus the device count on a CPU), and the date."""
+    import jax
+
+    devices = f" ({jax.device_count()} devices)" if jax.default_backend() == "cpu" and jax.device_count() > 1 else ""
+    return f"{machine_name()}{devices}, {datetime.date.today().isoformat()}"

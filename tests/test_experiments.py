@@ -59,3 +59,32 @@ def test_readme_blocks_and_training_commands(tmp_path):
         "--config.total_steps=7",
     ]
     assert "--full needs Vimeo-90K" in out["full_error"] and "vimeo_septuplet.zip" in out["full_error"]
+
+
+def test_upscale_table_measures_and_rewrites_its_readme_block(tmp_path):
+    """experiments/upscale_table.py end to end on a tiny model and clips: `vsr-bench upscale`
+    runs, its JSON becomes the README block with the date, machine and command, and a rerun
+    reads the measured case instead of measuring it again."""
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- upscale_bench -->\nold table\n<!-- /upscale_bench -->\noutro\n")
+    cmd = [
+        sys.executable, "experiments/upscale_table.py", f"--workdir={tmp_path / 'runs'}", f"--readme={readme}",
+        "--cases=configs/gan.py:tiny", "--lengths=2,3", "--size=16x24",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "runs" / "upscale_bench.json").read_text())
+    (case,) = result["cases"]
+    assert case["size"] == "16x24" and [r["frames"] for r in case["rows"]] == [2, 3]
+    for r in case["rows"]:
+        assert r["fps"] > 0 and r["first_chunk_s"] > 0 and 100 < r["peak_rss_mb"] < 20000, r
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- upscale_bench -->\n") and text.endswith("<!-- /upscale_bench -->\noutro\n")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| `configs/gan.py:tiny` |")]
+    assert [r[1] for r in rows] == ["2", "3"] and "(×" in rows[1][3]  # RSS growth from the shortest clip
+    assert f"\n{result['date']} · {result['machine']} · jax " in text
+    assert "`python experiments/upscale_table.py --cases=configs/gan.py:tiny --lengths=2,3 --size=16x24`" in text
+    # a rerun reads the measured case: no vsr-bench run (which prints its "model:" line)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert again.returncode == 0 and "model:" not in again.stdout, again.stderr[-2000:]
+    assert [line for line in readme.read_text().splitlines() if line.startswith("| `")] == [" | ".join(r) for r in rows]

@@ -30,8 +30,9 @@ def _jaxlib_has_flag(name: str) -> bool:
 
 def _fast_cpu_matmuls() -> None:
     """XLA:CPU runs dots (and the matmul convolutions of the recurrent models' training
-    loops) through YNNPACK: measured in `vsr-bench` on a 2-core AVX2 machine, SRResNet
-    inference at 64×64 1.8× and its training step 1.8× faster. It must be in XLA_FLAGS
+    loops) through YNNPACK: measured in `vsr-bench` on a 2-core AVX2 machine (one run with
+    the flag, one without; the README's Benchmark), SRResNet inference at 64×64
+    1.19× and its training step 2.84× faster. It must be in XLA_FLAGS
     before JAX starts its CPU backend, so it is set when vsr_jax is imported. Only the CPU
     backend reads it. VSR_JAX_YNN=0 turns it off; a YNN setting of your own in XLA_FLAGS
     is kept."""

@@ -130,6 +130,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lengths", default="100,1000", help="clip lengths in frames, comma-separated")
     parser.add_argument("--size", default="180x320", help="LR frame size HxW")
     parser.add_argument("--keep", default="", help="keep the clips and outputs in this folder")
+    parser.add_argument("--json", default="", help="also write the rows and the setup as JSON here")
     args, extra = parser.parse_known_args(argv)  # other flags go to vsr-upscale (--bf16, --tile, --crf, ...)
     height, width = (int(x) for x in args.size.lower().split("x"))
     lengths = [int(x) for x in args.lengths.split(",")]
@@ -168,6 +169,13 @@ def main(argv: list[str]) -> None:
             f"{r['first_chunk_s']:>12.1f} {r['encode_s']:>9.1f}  {busiest} ({100 * stages[busiest] / rest:.0f}% of "
             f"the other {rest:.0f} s)"
         )
+    if args.json:  # for experiments/upscale_table.py, which publishes the README table
+        import json
+
+        setup = {"model": label, "size": f"{height}x{width}", "flags": extra, "backend": jax.default_backend()}
+        setup["device"] = str(jax.devices()[0].device_kind)
+        with open(args.json, "w") as f:
+            json.dump({**setup, "rows": rows}, f, indent=1)
     if len(rows) > 1:
         ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
         verdict = "ok" if ratio <= RSS_GROWTH_LIMIT else "FAIL: memory grows with length"
