@@ -475,7 +475,13 @@ def remux(segments: Sequence[str], source: str | None, output: str, *, copy_stre
 
     warnings = []
     with av.open(segments[0]) as first, av.open(output, "w") as out:
-        vstream = out.add_stream_from_template(first.streams.video[0])
+        template = first.streams.video[0]
+        try:
+            vstream = out.add_stream_from_template(template)
+        except av.codec.codec.UnknownCodecError:
+            # the decoder has no encoder of its name (AV1's libdav1d): packets are only copied,
+            # so the template's own codec serves
+            vstream = out.add_stream_from_template(template, opaque=True)
         inp = av.open(source) if source and copy_streams else None
         try:
             copies, transcode = {}, set()

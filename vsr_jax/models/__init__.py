@@ -58,14 +58,19 @@ def create_model(name: str, scale: int, kwargs: Mapping[str, Any] | None = None)
     return cls(scale=scale, **kwargs)
 
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# No float16: the trainer has no loss scaling, which float16's narrow range needs (its
+# gradients underflow); bfloat16 has float32's range and is what TPUs/GPUs speed up.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def compute_dtype(value) -> Any:
     """'bfloat16' / jnp.bfloat16 -> jnp.bfloat16; raises ValueError naming the choices."""
     if isinstance(value, str):
         if value not in COMPUTE_DTYPES:
-            raise ValueError(f"model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {value!r}")
+            hint = (
+                " (float16 is not offered: training it needs loss scaling; use bfloat16)" if value == "float16" else ""
+            )
+            raise ValueError(f"model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {value!r}{hint}")
         return COMPUTE_DTYPES[value]
     return value
 
