@@ -1,6 +1,6 @@
 """The torch-only paths: torchvision `.pth` VGG weights and `tools/convert_lpips`, on files torch wrote.
 
-Skipped where torch is not installed; CI installs the CPU wheel for this module. The VGG
+Skipped where torch is not installed (the CPU wheel is enough: pip install torch==2.13.0+cpu). The VGG
 check runs torch's own convolutions on the same weights, so a wrong transpose or layer
 index fails here even though the loader's layout helpers round-trip.
 """
@@ -20,31 +20,34 @@ from vsr_jax import lpips, vgg_weights
 from vsr_jax.models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures
 from vsr_jax.tools import convert_lpips
 
-torch = pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0+cpu runs these)")
-
 LPIPS_REFERENCE = json.loads((ROOT / "tests" / "data" / "lpips_reference.json").read_text())
 
 
-class TorchVGG19(torch.nn.Module):
-    """torchvision's vgg19 layout (a `features` Sequential of conv/ReLU/MaxPool, a classifier)
-    at narrow widths; its state dict has torchvision's keys."""
+@pytest.fixture(scope="module")
+def torch():
+    # imported when these tests run, not when the suite is collected
+    return pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0+cpu runs these)")
 
-    def __init__(self, widths):
-        super().__init__()
-        layers, cin = [], 3
-        for block, convs in enumerate((2, 2, 4, 4, 4)):
-            for _ in range(convs):
-                layers += [torch.nn.Conv2d(cin, widths[block], 3, padding=1), torch.nn.ReLU()]
-                cin = widths[block]
-            layers.append(torch.nn.MaxPool2d(2, 2))
-        self.features = torch.nn.Sequential(*layers)
-        self.classifier = torch.nn.Sequential(torch.nn.Linear(cin, 10))  # ignored by the loader
+
+def torch_vgg19(torch, widths):
+    """torchvision's vgg19 layout (a `features` Sequential of conv/ReLU/MaxPool, a classifier)
+    at narrow widths: its state dict has torchvision's keys."""
+    layers, cin = [], 3
+    for block, convs in enumerate((2, 2, 4, 4, 4)):
+        for _ in range(convs):
+            layers += [torch.nn.Conv2d(cin, widths[block], 3, padding=1), torch.nn.ReLU()]
+            cin = widths[block]
+        layers.append(torch.nn.MaxPool2d(2, 2))
+    net = torch.nn.Module()
+    net.features = torch.nn.Sequential(*layers)
+    net.classifier = torch.nn.Sequential(torch.nn.Linear(cin, 10))  # ignored by the loader
+    return net.eval()
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy_wrapped"])
-def test_vgg_pth_gives_torchs_features(tmp_path, layout):
+def test_vgg_pth_gives_torchs_features(torch, tmp_path, layout):
     torch.manual_seed(0)
-    net = TorchVGG19(SMALL).eval()
+    net = torch_vgg19(torch, SMALL)
     path = tmp_path / "vgg19.pth"
     if layout == "zip":
         torch.save(net.state_dict(), path)
@@ -72,7 +75,7 @@ def test_vgg_pth_gives_torchs_features(tmp_path, layout):
         np.testing.assert_allclose(ours[name], expected[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
-def test_convert_lpips_from_pth_matches_the_lpips_package(tmp_path, capsys):
+def test_convert_lpips_from_pth_matches_the_lpips_package(torch, tmp_path, capsys):
     lin, backbone = seeded_state_dicts("alex")
     lin_path, backbone_path, out = tmp_path / "alex.pth", tmp_path / "alexnet-owt-7be5be79.pth", tmp_path / "alex.npz"
     torch.save({k: torch.from_numpy(v) for k, v in lin.items()}, lin_path)
