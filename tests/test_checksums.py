@@ -132,6 +132,9 @@ def test_a_config_whose_model_differs_from_the_arrays_is_refused_before_reading_
     message = str(e.value)
     assert "\n" not in message and "does not hold the 'srcnn' model" in message
     assert "params/Conv_0/bias: saved float32[64], the model's float32[48]" in message
+    _edit_config(workdir, lambda c: c["model"].update(features="not a width"))
+    with pytest.raises(checkpointing.CheckpointError, match=r"^the checkpoint of step \d+ in .*: its config.s model"):
+        load_run(str(workdir), None)
 
 
 def test_an_absurd_size_in_the_metadata_is_refused_before_reading(srcnn_run, monkeypatch, no_array_reads):

@@ -2,6 +2,7 @@
 --pred_dir/--gt_dir without a model, and one-line errors."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def test_latest_checkpoint_metrics_and_files(trained, tmp_path):
     shutil.copytree(trained, workdir)
     proc = run_eval(f"--workdir={workdir}", *EVAL_FLAGS)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not re.search(r"read[ _]only", proc.stderr, re.IGNORECASE), proc.stderr  # Orbax's notices: -v 1 only
     out = workdir / "eval" / "20"
     result = json.loads((out / "metrics.json").read_text())
     assert result["step"] == 20 and result["model"] == "unet" and result["dataset"] == "sample"
