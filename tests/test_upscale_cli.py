@@ -62,8 +62,9 @@ def test_image_model_on_a_video_and_batch_mode(files, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "up")) == ["a.mp4", "b.mov"]
     assert uh.read_video(tmp_path / "up" / "b.mov")[0].shape == (3, 16, 16, 3)
-    proc = upscale(videos, "-o", tmp_path / "up", f"--workdir={files / 'srcnn'}")  # again: nothing left to do
-    assert proc.returncode == 0 and proc.stderr.count("exists, skipped") == 2
+    proc = upscale(videos, "-o", tmp_path / "up", f"--workdir={files / 'srcnn'}")  # again: nothing done this time
+    assert proc.returncode == 1 and proc.stderr.count("exists, skipped") == 2
+    assert "2 of 2 inputs not upscaled (2 skipped, 0 failed)" in proc.stderr
 
 
 def test_frame_folders_of_gray_alpha_and_16_bit_images(files, tmp_path):
@@ -83,8 +84,8 @@ def test_frame_folders_of_gray_alpha_and_16_bit_images(files, tmp_path):
         proc = upscale(folder, "-o", tmp_path / f"{name}_out", f"--workdir={files / 'srcnn'}")
         assert proc.returncode == 0, (name, proc.stderr[-2000:])
         out = sorted(os.listdir(tmp_path / f"{name}_out"))
-        assert len(out) == 4, name
-        image = cv2.imread(str(tmp_path / f"{name}_out" / out[0]), cv2.IMREAD_UNCHANGED)
+        assert out == [".vsr-upscale"] + [f"frame_{i:06d}.png" for i in range(1, 5)], name  # its marker, its frames
+        image = cv2.imread(str(tmp_path / f"{name}_out" / out[1]), cv2.IMREAD_UNCHANGED)
         assert image.shape == (20, 24, 3) and image.dtype == (np.uint16 if name == "deep" else np.uint8), name
     proc = upscale(tmp_path / "deep", "-o", tmp_path / "deep.mp4", f"--workdir={files / 'srcnn'}", "--fps=30")
     assert proc.returncode == 0, proc.stderr[-2000:]

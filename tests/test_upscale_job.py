@@ -42,8 +42,10 @@ def quiet(**kw):
 
 
 def png_frames(folder):
-    names = sorted(os.listdir(folder))
-    return np.stack([video_io.read_image(os.path.join(folder, n)) for n in names]), names
+    """The frames of an output folder (its `.vsr-upscale` marker aside), and their names."""
+    files = video_io.image_files(str(folder))
+    assert sorted(os.listdir(folder)) == [".vsr-upscale"] + [os.path.basename(f) for f in files]
+    return np.stack([video_io.read_image(f) for f in files]), [os.path.basename(f) for f in files]
 
 
 def one_shot(m: job.Model, frames):

@@ -110,13 +110,16 @@ def _options():
         allow_truncated=_TRUNCATED.value,
         folder_fps=_FPS.value,
         progress=_PROGRESS.value,
+        overwrite=_OVERWRITE.value,
     )
 
 
-def plan(inputs: list[str], output: str) -> list[tuple[str, str]]:
-    """(input, output) pairs: one file or frame folder -> `output`; a folder of videos (or
-    several inputs) -> one output per video inside the folder `output`."""
+def plan(inputs: list[str], output: str) -> tuple[list[tuple[str, str]], bool]:
+    """(input, output) pairs and whether it is a batch: one file or frame folder -> `output`;
+    a folder of videos (or several inputs) -> one output per video inside the folder `output`
+    (named as `paths.batch_outputs` says). Nothing is created."""
     from vsr_jax import video_io
+    from vsr_jax.upscale import paths
 
     if not inputs:
         raise UserError("give an input video, folder of frames or folder of videos: vsr-upscale IN -o OUT")
@@ -138,16 +141,26 @@ def plan(inputs: list[str], output: str) -> list[tuple[str, str]]:
         else:
             videos.append(path)
     if len(inputs) == 1 and videos == inputs:
-        return [(inputs[0], output)]
+        return [(inputs[0], output)], False
     if os.path.splitext(output)[1].lower() in video_io.VIDEO_EXTENSIONS:
         raise UserError(f"several inputs need a folder as output, not {output}")
-    os.makedirs(output, exist_ok=True)
-    pairs = []
-    for v in videos:
-        stem, ext = os.path.splitext(os.path.basename(v.rstrip(os.sep)))
-        ext = _EXT.value or (ext.lower() if ext.lower() in WRITABLE_EXTENSIONS else ".mp4")
-        pairs.append((v, os.path.join(output, stem + (ext if ext.startswith(".") else "." + ext))))
-    return pairs
+    if os.path.islink(output) or (os.path.lexists(output) and not os.path.isdir(output)):
+        raise UserError(f"the batch output {output} must be a folder (not a link or a file)")
+    real_out = os.path.realpath(output)
+    for path in inputs:
+        folder = os.path.realpath(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+        if real_out == folder or real_out.startswith(folder + os.sep):
+            raise UserError(
+                f"the output folder {output} is inside the input folder {folder}: a second run would take "
+                "the outputs for inputs; choose a folder outside it"
+            )
+
+    def ext_of(video: str) -> str:
+        ext = os.path.splitext(video.rstrip(os.sep))[1].lower()
+        ext = _EXT.value or (ext if ext in WRITABLE_EXTENSIONS else ".mp4")
+        return ext if ext.startswith(".") else "." + ext
+
+    return paths.batch_outputs(videos, output, ext_of), True
 
 
 def _interrupt(signum, frame):
@@ -155,19 +168,26 @@ def _interrupt(signum, frame):
 
 
 def main(argv):
-    from vsr_jax.upscale import job
+    from vsr_jax.upscale import job, paths
 
     cli.quiet_library_logs()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        pairs = plan(argv[1:], _OUTPUT.value)
-        batch = len(pairs) > 1 or pairs[0][1] != _OUTPUT.value
+        pairs, batch = plan(argv[1:], _OUTPUT.value)
+        skipped = set()
         for source, output in pairs:
-            if batch and os.path.exists(output) and not _OVERWRITE.value:
-                continue  # a batch run again skips what is done
-            job.check_paths(source, output, _OVERWRITE.value)
+            if batch and os.path.lexists(output) and not _OVERWRITE.value:
+                skipped.add(output)  # done by an earlier run, or not ours: left alone, and said below
+                continue
+            paths.check_output(source, output, _OVERWRITE.value, job.is_video_path(output))
+        into = (
+            _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
+        )
+        paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
         model = load_model(_WORKDIR.value, _STEP.value, _BF16.value)
         options = _options()
+        if batch:
+            os.makedirs(_OUTPUT.value, exist_ok=True)
     except UserError as e:
         # nothing is written yet: say it on fd 2 (sys.stderr may still be captured, see
         # load_model) and leave at once, before Orbax's leftover threads print anything
@@ -176,8 +196,8 @@ def main(argv):
         os._exit(1)
     failed = 0
     for source, output in pairs:
-        if batch and os.path.exists(output) and not _OVERWRITE.value:
-            log(f"{output} exists, skipped")
+        if output in skipped:
+            log(f"warning: {output} exists, skipped (--overwrite replaces what vsr-upscale wrote)")
             continue
         try:
             report = job.run(model, source, output, options, log=log)
@@ -193,9 +213,12 @@ def main(argv):
             f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f} + first chunk "
             f"{report.first_chunk_s:.1f}, encode {report.encode_s:.1f})"
         )
-    if failed:
-        if batch:
-            log(f"vsr-upscale: {failed} of {len(pairs)} inputs failed")
+    if failed or skipped:
+        if batch:  # a batch that did not do everything says so in its exit status
+            log(
+                f"vsr-upscale: {failed + len(skipped)} of {len(pairs)} inputs not upscaled "
+                f"({len(skipped)} skipped, {failed} failed)"
+            )
         sys.exit(1)
 
 

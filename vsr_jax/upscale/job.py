@@ -12,10 +12,10 @@ state at its end (recurrent models). The same command run again after a crash, a
 Ctrl-C finds that folder and continues after the last finished segment; the frames are
 the same as an uninterrupted run's (the state is restored bit for bit; overlapping
 windows are recomputed). A work folder left by a different command (other input,
-checkpoint or settings) is discarded. When every segment is done they are joined (no
-re-encoding) with the input's audio and subtitle streams into a temporary file beside the
-output, which is then renamed to the output: an interrupted run never leaves a partial
-file at the output path.
+checkpoint or settings) is discarded; one vsr-upscale cannot have made (`paths`) is refused.
+When every segment is done they are joined (no re-encoding) with the input's audio and
+subtitle streams into a file inside the work folder, which is then renamed to the output:
+an interrupted run never leaves a partial file at the output path.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ import numpy as np
 
 from vsr_jax import video_io
 from vsr_jax.errors import UserError
-from vsr_jax.upscale import engine
+from vsr_jax.upscale import engine, paths
 
 _END = object()
 
@@ -62,6 +61,7 @@ class Options:
     allow_truncated: bool = False
     folder_fps: float = 25.0
     progress: bool = True
+    overwrite: bool = False  # replace an output vsr-upscale wrote (see `paths`)
 
 
 DEFAULT_CHUNK = {"frames": 4, "recurrent": 8, "windows": 16}
@@ -102,29 +102,6 @@ def is_video_path(path: str) -> bool:
     return path.lower().endswith(video_io.VIDEO_EXTENSIONS)
 
 
-def check_paths(source: str, output: str, overwrite: bool) -> None:
-    """Refuses output == input, an existing output (unless `overwrite`) and an unwritable folder."""
-    src, out = os.path.realpath(source), os.path.realpath(output)
-    if src == out:
-        raise UserError(f"the output {output} is the input; choose another output path")
-    if os.path.isdir(src) and out.startswith(src + os.sep):
-        raise UserError(f"the output {output} is inside the input folder {source}; choose a path outside it")
-    if os.path.exists(out) and not overwrite:
-        raise UserError(f"{output} exists; pass --overwrite to replace it")
-    parent = os.path.dirname(out) or "."
-    if not os.path.isdir(parent):
-        raise UserError(f"the output folder {parent} does not exist; create it first")
-    try:  # a real write: os.access says yes to root even on read-only file systems
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as e:
-        raise UserError(f"cannot write to {parent} ({e.strerror}); choose an output folder you can write to") from None
-
-
-def _work_dir(output: str) -> str:
-    out = os.path.realpath(output)
-    return os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.vsr-upscale")
-
-
 def _write_json(path: str, obj: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -163,6 +140,7 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     """Upscales `source` into `output` (see the module docstring). Raises UserError for bad input."""
     t_start = time.perf_counter()
     to_video = is_video_path(output)
+    paths.check_output(source, output, options.overwrite, to_video)
     info = video_io.probe(source, folder_fps=options.folder_fps, allow_truncated=options.allow_truncated)
     mode = engine.stream_mode(model.model, model.num_frames)
     chunk = options.chunk or DEFAULT_CHUNK[mode]
@@ -196,10 +174,12 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
         "mode": mode,
         "chunk": chunk,
         "segment": segment,
-        "options": {k: v for k, v in dataclasses.asdict(options).items() if k not in ("progress", "queue")},
+        "options": {
+            k: v for k, v in dataclasses.asdict(options).items() if k not in ("progress", "queue", "overwrite")
+        },
         "encode": dataclasses.asdict(settings) if settings else "png",
     }
-    work = _work_dir(output)
+    work = paths.work_dir(output)
     resumed = _open_work_dir(work, signature, log)
     done_segments = resumed["segments"]
     start = resumed["frames"]  # the frames in the finished segments
@@ -359,7 +339,8 @@ def _pipeline(upscaler, info, writer, start, feed_start, state, options, output)
 def _open_work_dir(work: str, signature: dict, log) -> dict:
     """The progress of an earlier run of the same job, or a fresh work folder."""
     sig_path, progress_path = os.path.join(work, "job.json"), os.path.join(work, "progress.json")
-    if os.path.isdir(work):
+    if os.path.lexists(work):
+        paths.check_work_dir(work)  # a planted or foreign folder is refused, not read or removed
         try:
             with open(sig_path) as f:
                 same = json.load(f) == json.loads(json.dumps(signature))
@@ -370,8 +351,8 @@ def _open_work_dir(work: str, signature: dict, log) -> dict:
         if same and progress is not None:
             return progress
         log(f"discarding {work}: it was left by a run with other input, model or settings")
-        shutil.rmtree(work)
-    os.makedirs(work)
+        paths.discard_work_dir(work)
+    paths.make_work_dir(work)
     _write_json(sig_path, signature)
     progress = {"segments": 0, "frames": 0, "complete": False}
     _write_json(progress_path, progress)
@@ -460,26 +441,28 @@ class _SegmentWriter:
 
 
 def _assemble(writer, source, output, info, options, to_video, frames_dir) -> list[str]:
-    """Joins the segments (+ the input's audio/subtitles) or moves the PNGs into place."""
-    out = os.path.realpath(output)
+    """Joins the segments (+ the input's audio/subtitles) or marks the PNG folder, inside the
+    work folder, then renames the result to the output (an output that appeared meanwhile is
+    checked again: only what vsr-upscale wrote is replaced)."""
+    out = os.path.abspath(output)
+    paths.check_output(source, output, options.overwrite, to_video)
     if not to_video:
-        tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.vsr-tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.replace(frames_dir, tmp)
-        if os.path.isdir(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        paths.write_marker(frames_dir, writer.frames_done)
+        if os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)
+        elif os.path.isdir(out):  # checked above: vsr-upscale's own frames; removed with the work folder
+            os.rename(out, os.path.join(writer.work, "replaced"))
+        os.rename(frames_dir, out)
         return []
-    stem, ext = os.path.splitext(os.path.basename(out))
-    tmp = os.path.join(os.path.dirname(out), f".{stem}.vsr-tmp{ext}")
+    joined = os.path.join(writer.work, "joined" + os.path.splitext(out)[1])
     try:
         warnings = video_io.remux(
-            writer.segment_files(), None if info.is_folder else source, tmp, copy_streams=options.copy_streams
+            writer.segment_files(), None if info.is_folder else source, joined, copy_streams=options.copy_streams
         )
-        os.replace(tmp, out)
+        os.replace(joined, out)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if os.path.exists(joined):
+            os.remove(joined)
     if writer.enc_size != (writer.width, writer.height):
         warnings.append(
             f"{writer.settings.pix_fmt} needs even sizes: the {writer.width}×{writer.height} frames were padded to "
