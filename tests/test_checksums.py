@@ -154,6 +154,24 @@ def test_params_larger_than_the_memory_here_are_refused_before_reading(srcnn_run
         load_run(str(srcnn_run), None)
 
 
+def test_the_ema_is_read_when_the_run_kept_one_and_nothing_else_is(srcnn_run, tmp_path, monkeypatch):
+    import jax
+
+    config, _, params, _ = load_run(str(srcnn_run), None)
+    ema = jax.tree.map(lambda x: x * 0.5, params)
+    ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+    state = {"params": params, "ema": ema, "opt_state": {"mu": jnp.zeros((1000,))}, "step": jnp.asarray(3)}
+    ckpt.save(3, state, config.to_dict(), {}, force=True)
+    ckpt.close()
+    real, targets = checkpointing._restore_arrays, []  # noqa: SLF001
+    monkeypatch.setattr(checkpointing, "_restore_arrays", lambda m, s, t: targets.append(t) or real(m, s, t))
+    _, _, got, step = load_run(str(tmp_path), None)
+    assert [list(t) for t in targets] == [["ema"]]  # not the params, not the optimizer state
+    assert step == 3 and jax.tree.structure(got) == jax.tree.structure(ema)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ema), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_paths_inside_a_checkpoints_config_are_not_used(srcnn_run, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
