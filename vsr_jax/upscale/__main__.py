@@ -10,6 +10,9 @@ trained model, with bounded memory, the audio kept, and resume after a crash.
 
 Run the same command again after an interruption to continue where it stopped (see
 `vsr_jax.upscale.job`). Errors in the input print one line and exit with status 1.
+The run folder may come from elsewhere: the model is built from its checkpoint's config,
+sizes are checked before any array is read, and paths in that config are not used.
+Orbax's notices about opening the run read-only show only with `-v 1`.
 """
 
 from __future__ import annotations
