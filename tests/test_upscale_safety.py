@@ -241,7 +241,8 @@ def test_planted_work_folders_are_not_trusted(run_dir, tmp_path):
                 p.unlink()
             work.rmdir()
     work.mkdir(0o700)  # what vsr-upscale itself leaves: accepted
-    for n in ("job.json", "progress.json", "seg_00000.mp4", "seg_00001.mp4.part", "state_00001.npz", "joined.mkv"):
+    for n in ("job.json", "job.json.tmp", "progress.json", "seg_00000.mp4", "seg_123456.mp4.part", "state_00001.npz",
+              "state_00002.npz.tmp.npz", "joined.mkv"):  # fmt: skip
         (work / n).write_text("")
     (work / "frames").mkdir()
     paths.check_work_dir(str(work))

@@ -31,7 +31,7 @@ FRAME_NAME = re.compile(r"frame_\d{6,}\.png")
 WORK_SUFFIX = ".vsr-upscale"
 # what a work folder may hold: the job's signature, progress, segments, recurrent states, frames
 _WORK_ENTRY = re.compile(
-    r"(job\.json|progress\.json(\.tmp)?|seg_\d{5}\.mp4(\.part)?|state_\d{5}\.npz(\.tmp\.npz)?|frames|replaced|joined\..+)"
+    r"((job|progress)\.json(\.tmp)?|seg_\d{5,}\.mp4(\.part)?|state_\d{5,}\.npz(\.tmp\.npz)?|frames|replaced|joined\..+)"
 )
 
 
