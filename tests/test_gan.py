@@ -43,9 +43,9 @@ def _same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-@pytest.mark.parametrize("kind, disc", [("vanilla", "patch"), ("ragan", "vgg")])
-def test_gan_step_updates_g_and_d_and_switches_after_pretraining(kind, disc):
-    config = tiny_gan_config(**{"gan.loss": kind, "gan.discriminator": disc})
+@pytest.mark.parametrize("kind, disc, r1_gamma", [("vanilla", "patch", 2.0), ("ragan", "vgg", 0.0)])
+def test_gan_step_updates_g_and_d_and_switches_after_pretraining(kind, disc, r1_gamma):
+    config = tiny_gan_config(**{"gan.loss": kind, "gan.discriminator": disc, "gan.r1_gamma": r1_gamma})
     state, step, batch = _setup(config)
     d0, g0 = _copy(state.d_params), _copy(state.params)
     history = []
@@ -64,17 +64,64 @@ def test_gan_step_updates_g_and_d_and_switches_after_pretraining(kind, disc):
     m = history[2][3]
     assert m["loss"] == pytest.approx(m["loss_pixel"] + 0.1 * m["loss_adversarial"], rel=1e-5)
     assert not _same(history[2][1], d0) and not _same(history[3][1], history[2][1])
-    # EMA follows the raw params but is not them
-    assert not _same(history[3][2], history[3][0])
-    ema_leaf, raw_leaf, g0_leaf = (jax.tree.leaves(t)[0] for t in (history[3][2], history[3][0], g0))
-    assert np.abs(ema_leaf - raw_leaf).max() < np.abs(g0_leaf - raw_leaf).max() + 1e-12
+    # EMA: every step ema = 0.9 ema + 0.1 params (the new ones), from ema = the initial params
+    ema = g0
+    for params, _, got, _ in history:
+        ema = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, ema, params)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ema), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not _same(history[3][2], history[3][0]) and not _same(history[3][2], history[2][2])
+    if r1_gamma:  # D's first step (step 2) from d0, on the fakes of G's params after step 1
+        _check_r1_step(config, history[1][0], d0, batch, history[2][1], history[2][3]["loss_d"])
+
+
+def _check_r1_step(config, g_params, d0, batch, d1, loss_d):
+    """D's objective and Adam step recomputed here: loss_d = BCE terms + γ/2 · R1 at d0, and
+    D's new params d1 are the Adam step on that objective's gradient, not on the one without R1."""
+    import optax
+
+    from vsr_jax import losses
+
+    gamma = float(config.gan.r1_gamma)
+    critic, model = train.Critic(config), train.build_model(config)
+    d_tx = train.make_optimizer(config, learning_rate=config.gan.learning_rate)
+    lr, hr = (np.asarray(batch[k]) for k in ("lr", "hr"))
+    fake = model.apply({"params": g_params}, lr, train=True)
+
+    @jax.jit
+    def by_hand(d):
+        bce = lambda d: losses.d_loss("vanilla", critic(d, hr, lr), critic(d, fake, lr))  # noqa: E731
+        plain, g_plain = jax.value_and_grad(bce)(d)
+        r1, g_r1 = jax.value_and_grad(lambda d: losses.r1_penalty(lambda x: critic(d, x, lr), hr))(d)
+        adam = lambda g: optax.apply_updates(d, d_tx.update(g, d_tx.init(d), d)[0])  # noqa: E731
+        with_r1 = jax.tree.map(lambda a, b: a + 0.5 * gamma * b, g_plain, g_r1)
+        return {gamma: adam(with_r1), 0.0: adam(g_plain)}, plain, r1
+
+    want, plain, r1 = jax.device_get(by_hand(d0))
+    assert float(r1) > 1e-6  # D's gradient at the real frames is not zero
+    assert float(loss_d) == pytest.approx(float(plain) + 0.5 * gamma * float(r1), rel=1e-5)
+    for got, expected in zip(jax.tree.leaves(d1), jax.tree.leaves(want[gamma]), strict=True):
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-6)
+    # Adam's first step is ~lr·sign(g): R1 flips the sign of some of D's gradients
+    without = zip(jax.tree.leaves(d1), jax.tree.leaves(want[0.0]), strict=True)
+    assert max(float(np.abs(np.asarray(a) - b).max()) for a, b in without) > 1e-5
 
 
 def test_gan_run_checkpoints_every_part_and_resumes(tmp_path):
     from vsr_jax import checkpointing
 
-    config = tiny_gan_config(total_steps=3, checkpoint_every=3, **{"eval.max_clips": 1, "eval.frame_stride": 25})
+    config = tiny_gan_config(
+        total_steps=3, checkpoint_every=3, eval_every=2, **{"eval.max_clips": 1, "eval.frame_stride": 25}
+    )
     train.train_and_evaluate(config, str(tmp_path))
+    # the preview of step 2 (eval_every) is in the TensorBoard log: LR / bicubic / SR / HR panels
+    previews = _images(str(tmp_path))
+    assert list(previews) == [2] and len(previews[2]) == 1, previews.keys()
+    ((tag, image),) = previews[2].items()
+    h, w = image.shape[0] // 2, image.shape[1] // 4  # evaluate.panels: LR / bicubic / SR / HR, crops over zooms
+    assert tag.startswith("preview/") and image.shape == (2 * h, 4 * w, 3) and h >= 32, (tag, image.shape)
+    bicubic, hr = (image[:h, i * w : (i + 1) * w].astype(float) for i in (1, 3))
+    assert 20 < 10 * np.log10(255**2 / np.mean((bicubic - hr) ** 2)) < 50  # a real frame and its bicubic
     ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1)
     saved = ckpt._manager.restore(3)["state"]  # noqa: SLF001 - inspect the raw checkpoint
     ckpt.close()
@@ -85,6 +132,22 @@ def test_gan_run_checkpoints_every_part_and_resumes(tmp_path):
     config.total_steps = 4
     result = train.train_and_evaluate(config, str(tmp_path))
     assert result["step"] == 4
+
+
+def _images(workdir: str) -> dict:
+    """{step: {tag: HxWx3 uint8}} of the images in the TensorBoard event files under `workdir`."""
+    import glob
+
+    import tensorflow as tf
+
+    out = {}
+    for path in glob.glob(f"{workdir}/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "images":
+                    encoded = tf.make_ndarray(value.tensor)[2]  # [width, height, PNG, ...]
+                    out.setdefault(event.step, {})[value.tag] = tf.io.decode_png(encoded).numpy()
+    return out
 
 
 def test_gan_config_errors_are_named():
