@@ -14,7 +14,7 @@ CASES = list(itertools.product(("psnr", "ssim"), (True, False), (0, 4)))
 @pytest.mark.parametrize("kind,y_channel,crop", CASES)
 def test_matches_basicsr_on_every_reference_image(manifest, reference_images, kind, y_channel, crop):
     fn = getattr(metrics, kind)
-    tol = 1e-3 if kind == "psnr" else 1e-4
+    tol = 1e-5  # the README's claim; measured 2.3e-6 dB (PSNR) and 2.2e-7 (SSIM) at most
     key = f"{kind}_{'y' if y_channel else 'rgb'}_crop{crop}"
     for name, arrays in reference_images.items():
         expected = manifest["images"][name]["metrics_hr_vs_up_bi_u8"][key]
