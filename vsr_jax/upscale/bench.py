@@ -11,7 +11,8 @@ pipeline stage was (decode / model / encode, seconds and share of the wall time:
 busiest stage is the bottleneck). Peak RSS must not grow with the length of the video:
 the ratio of the longest clip's to the shortest's is printed and checked (≤ 1.1).
 Without --workdir the model is the config's, with random weights (speed does not depend
-on the values).
+on the values). `--json=FILE` also writes the rows, for `experiments/upscale_table.py`,
+which runs this and publishes the README table.
 """
 
 from __future__ import annotations
