@@ -38,6 +38,17 @@ def optimised_env(**extra: str) -> dict:
     return env
 
 
+def assert_user_xla_flags(xla_flags: str) -> None:
+    """`xla_flags`: XLA_FLAGS as a subprocess started with optimised_env() saw them once it
+    had imported vsr_jax. They must be the users' defaults: no opt-level flag, YNN dots on
+    (where jaxlib has them and VSR_JAX_YNN is not the caller's own 0)."""
+    import vsr_jax
+
+    assert TEST_XLA_FLAG not in xla_flags.split(), xla_flags
+    if USER_YNN != "0" and vsr_jax._jaxlib_has_flag(vsr_jax.YNN_FLAG.lstrip("-")):
+        assert vsr_jax.YNN_FLAG in xla_flags, xla_flags
+
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,5 +1,6 @@
 """Multi-process training through JAX's distributed runtime: when it starts, and a
-two-process run on localhost (Gloo collectives on the CPU) that agrees with one process."""
+two-process run on localhost (Gloo collectives on the CPU) that agrees with one process.
+The processes run with the XLA settings users run (`optimised_env`), not the suite's."""
 
 import json
 import os
@@ -8,10 +9,12 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-from vsr_jax import distributed
+from tests.conftest import ROOT, assert_user_xla_flags, optimised_env
+from vsr_jax import checkpointing, distributed
 from vsr_jax.errors import UserError
 
 
@@ -43,17 +46,18 @@ _RUN = textwrap.dedent(
     from vsr_jax import distributed
     if pid >= 0:
         distributed.initialize(f"127.0.0.1:{port}", 2, pid)
-    import jax
+    import jax, os
     from tests.conftest import tiny_unet_config
     from vsr_jax import train
     config = tiny_unet_config(**{"eval.max_clips": 1, "eval.frame_stride": 25, **overrides})
     result = train.train_and_evaluate(config, workdir)
     print("RESULT " + json.dumps({"process": jax.process_index(), "count": jax.process_count(),
                                   "devices": jax.device_count(), "step": result["step"],
-                                  "psnr_y": result.get("psnr_y"), "preempted": result.get("preempted", False)}))
+                                  "psnr_y": result.get("psnr_y"), "preempted": result.get("preempted", False),
+                                  "xla_flags": os.environ["XLA_FLAGS"]}))
     """
 )
-SHORT = {"total_steps": 4, "checkpoint_every": 4}  # the run the two- and one-process tests compare
+SHORT = {"total_steps": 4, "checkpoint_every": 2}  # the run the two- and one-process tests compare
 
 
 def _run_args(pid: int, port: str, workdir, overrides: dict) -> list[str]:
@@ -63,7 +67,7 @@ def _run_args(pid: int, port: str, workdir, overrides: dict) -> list[str]:
 
 def _start_two(workdir, overrides: dict) -> list[subprocess.Popen]:
     """Processes 0 and 1 of a two-process run (2 virtual CPU devices each) on localhost."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = optimised_env(PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=2")
     port = str(_free_port())
     return [
         subprocess.Popen(
@@ -84,6 +88,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _max_diff(a, b) -> float:
+    """The largest |difference| between two parameter trees."""
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in pairs)
+
+
 def _result(stdout: str) -> dict:
     return json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))[7:])
 
@@ -97,18 +107,26 @@ def test_two_processes_on_localhost_train_together_and_agree_with_one(tmp_path):
     results = [_result(out) for out, _ in outs]
     assert [r["process"] for r in results] == [0, 1] and all(r["count"] == 2 and r["devices"] == 4 for r in results)
     assert results[0]["psnr_y"] == results[1]["psnr_y"]  # one set of parameters, replicated
+    assert_user_xla_flags(results[0]["xla_flags"])
     assert os.path.isdir(os.path.join(workdir, "checkpoints", "4"))  # written by both, through Orbax
     assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))  # by process 0 alone
 
     # one process with the same 4 devices and global batch sees the same examples per step
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = optimised_env(PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=4")
     one = subprocess.run(
         _run_args(-1, "0", tmp_path / "one", SHORT), cwd=ROOT, env=env, text=True, capture_output=True, timeout=600
     )
     assert one.returncode == 0, one.stderr[-3000:]
     single = _result(one.stdout)
     assert single["count"] == 1 and single["devices"] == 4
-    print("psnr_y two processes", results[0]["psnr_y"], "one process", single["psnr_y"])
+    # the same parameters after 4 steps (the gradient all-reduce may sum in another order)
+    _, two_params, two_step = checkpointing.load_params(workdir, 4)
+    _, one_params, one_step = checkpointing.load_params(str(tmp_path / "one"), 4)
+    _, earlier, _ = checkpointing.load_params(workdir, 2)
+    assert two_step == one_step == 4
+    diff, moved = _max_diff(two_params, one_params), _max_diff(two_params, earlier)
+    print("max |param difference| two processes vs one:", diff, "step 2 -> 4:", moved)
+    assert diff <= 1e-5 and moved > 1e-3, (diff, moved)
     assert abs(single["psnr_y"] - results[0]["psnr_y"]) < 1e-3
 
 

@@ -1,7 +1,8 @@
 """Reliability: stop signals, SIGKILL, non-finite steps, damaged checkpoints, bad configs, full disks.
 
-The subprocess tests run `python -m vsr_jax.main` on the tiny U-Net of `tiny_unet_config`
-and compare with `straight_run`, the same config trained in this process without a break.
+The subprocess tests run `python -m vsr_jax.main` on the tiny U-Net of `tiny_unet_config`.
+The stop/resume one compares with an uninterrupted run of the same command, both with the
+XLA settings users run (`optimised_env`); the in-process ones with `straight_run`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, load_config, override, tiny_unet_config
+from tests.conftest import ROOT, load_config, optimised_env, override, tiny_unet_config
 from vsr_jax import checkpointing, sharding, train
 from vsr_jax.data import pipeline
 from vsr_jax.errors import ConfigError
@@ -46,8 +47,15 @@ def _train_command(workdir):
 
 
 def _start(workdir, **kwargs):
+    """The training command with the users' XLA settings, its log on a pipe."""
     return subprocess.Popen(
-        _train_command(workdir), cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, **kwargs
+        _train_command(workdir),
+        cwd=ROOT,
+        env=optimised_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        **kwargs,
     )
 
 
@@ -70,8 +78,15 @@ def _assert_same_params(workdir_a, workdir_b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_sigterm_saves_and_sigkill_at_a_random_step_resumes_bit_exact(tmp_path, straight_run):
+def test_sigterm_saves_and_sigkill_at_a_random_step_resumes_bit_exact(tmp_path, request):
     workdir = tmp_path / "run"
+    # the run never interrupted, alongside (the suite's opt-level-0 `straight_run` is not what users run)
+    with open(tmp_path / "reference.log", "w") as log_file:
+        reference = subprocess.Popen(
+            _train_command(tmp_path / "reference"), cwd=ROOT, env=optimised_env(), stderr=log_file,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    request.addfinalizer(reference.kill)  # if the test fails before it ends
     # 1. SIGTERM: a checkpoint at the current step, a line saying how to resume, exit 128 + 15
     log: list[str] = []
     proc = _start(workdir)
@@ -99,10 +114,13 @@ def test_sigterm_saves_and_sigkill_at_a_random_step_resumes_bit_exact(tmp_path, 
     assert saved and saved[-1] <= killed_after < 30, (saved, killed_after, kill_at)
 
     # 3. and again: it finishes with the parameters of a run never interrupted
-    done = subprocess.run(_train_command(workdir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _train_command(workdir), cwd=ROOT, env=optimised_env(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Resuming from step {saved[-1]}" in done.stderr, (saved, kill_at, done.stderr[-3000:])
-    _assert_same_params(straight_run[0], str(workdir))
+    assert reference.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    _assert_same_params(str(tmp_path / "reference"), str(workdir))
     # the SIGTERM checkpoint, 10, 20, 30: the newest keep_checkpoints (3) are kept
     assert checkpointing.Checkpointer(str(workdir), save_every=10).all_steps() == [10, 20, 30]
 
