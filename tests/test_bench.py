@@ -1,4 +1,6 @@
-"""`vsr-bench` runs end to end on a tiny config (its numbers are printed, never asserted)."""
+"""`vsr-bench` runs end to end on a tiny config (its numbers are checked for sense, not speed)."""
+
+import pytest
 
 from tests.conftest import tiny_unet_config
 from vsr_jax import bench
@@ -11,27 +13,61 @@ def test_bench_measures_both_rates():
 
 
 def test_quick_model_table_runs_and_writes_json(tmp_path):
-    """`vsr-bench --quick` (the CI smoke test): a table and JSON with every column filled."""
+    """`vsr-bench --quick` (the CI smoke test) with the users' XLA settings: a markdown table
+    with a row per recipe and task that says what the JSON says, and numbers that can be
+    true: GFLOP/s above 0 and below twice the matmul peak measured in the same run, peak
+    memory above the weights' size and below the machine's memory."""
+    import datetime
     import json
     import os
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, assert_user_xla_flags, optimised_env
 
     out = tmp_path / "bench.json"
-    env = {**os.environ, "VSR_JAX_YNN": "1"}  # what users run: YNNPACK dots on (the suite turns them off)
     proc = subprocess.run(
         [sys.executable, "-m", "vsr_jax.bench", "--quick", f"--json={out}"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600, env=env,
+        capture_output=True, text=True, cwd=ROOT, timeout=600, env=optimised_env(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| model | task | LR size | ms/frame |" in proc.stdout
     result = json.loads(out.read_text())
-    assert result["xla_matmul_gflops"] > 0 and len(result["rows"]) == 4
-    assert "--xla_cpu_experimental_ynn_fusion_type=dot" in result["xla_flags"]
-    for row in result["rows"]:
-        assert row["ms_per_frame"] > 0 and row["gflops"] > 0 and row["compile_s"] > 0, row
+    assert_user_xla_flags(result["xla_flags"])
+    assert result["date"] == datetime.date.today().isoformat() and result["backend"] == "cpu"
+    peak = max(result["xla_matmul_gflops"], result["numpy_sgemm_gflops"])
+    assert peak > 0 and result["cpu_count"] >= 1
+
+    # the table: a header line, then | model | task | LR size | ... | per row, as in the JSON
+    table = proc.stdout[proc.stdout.index(f"{result['date']} · cpu") :].strip().splitlines()
+    assert table[2].startswith("| model | task | LR size | ms/frame | frames/s | GFLOP/s | of matmul |")
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table[4:]]
+    expected = [
+        (m, t, size) for m in ("srcnn:quick", "srresnet:quick") for t, size in (("inference", "32x32"), ("train", None))
+    ]
+    assert [tuple(c[:2]) for c in cells] == [e[:2] for e in expected] and len(result["rows"]) == 4
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    for row, c, (model, task, size) in zip(result["rows"], cells, expected, strict=True):
+        assert (row["model"], row["task"]) == (model, task) and len(c) == 10, c
+        assert size is None or row["size"] == size
+        assert c[2] == row["size"] and float(c[3]) == pytest.approx(row["ms_per_frame"], abs=0.06)
+        assert float(c[5]) == pytest.approx(row["gflops"], abs=0.06), (c, row)
+        assert row["ms_per_frame"] * row["frames_per_s"] == pytest.approx(1000, rel=1e-6)
+        assert row["compile_s"] > 0 and 0 < row["gflops"] < 2 * peak, (row, peak)
+        assert row["of_xla_matmul"] == pytest.approx(row["gflops"] / result["xla_matmul_gflops"])
+        assert _params_mb(model) < row["peak_memory_mb"] < memory_mb, (model, row["peak_memory_mb"], memory_mb)
+
+
+def _params_mb(spec: str) -> float:
+    """MB of a recipe's weights, from their shapes (nothing computed)."""
+    import jax
+    import jax.numpy as jnp
+
+    from vsr_jax import bench_models, config_lib, models
+
+    config = bench_models.load_config(spec)
+    net = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    shapes = jax.eval_shape(lambda: models.init_variables(net, jax.random.key(0), jnp.zeros((1, 1, 16, 16, 3))))
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes["params"])) / 2**20
 
 
 def test_ynn_flag_is_set_only_when_jaxlib_knows_it():
@@ -40,3 +76,22 @@ def test_ynn_flag_is_set_only_when_jaxlib_knows_it():
 
     assert vsr_jax._jaxlib_has_flag("xla_cpu_experimental_ynn_fusion_type")
     assert not vsr_jax._jaxlib_has_flag("xla_cpu_no_such_flag_" + "x" * 8)
+
+
+def test_random_checkpoint_uses_its_seed_noise_and_step(tmp_path):
+    """`vsr-bench upscale`'s and the upscaler tests' stand-in run folder."""
+    import numpy as np
+
+    from tests.upscale_helpers import tiny_config
+    from vsr_jax import checkpointing
+    from vsr_jax.upscale import bench as upscale_bench
+
+    runs = {"a": dict(seed=0, noise=0.03), "b": dict(seed=1, noise=0.03), "plain": dict(seed=0, noise=0.0)}
+    params = {}
+    for name, kwargs in runs.items():
+        upscale_bench.write_random_checkpoint(str(tmp_path / name), tiny_config("srcnn"), step=7, **kwargs)
+        _, params[name], step = checkpointing.load_params(str(tmp_path / name))
+        assert step == 7
+    kernel = {name: np.asarray(p["Conv_0"]["kernel"]) for name, p in params.items()}  # the 9x9 layer
+    assert not np.allclose(kernel["a"], kernel["b"])
+    assert np.std(kernel["a"] - kernel["plain"]) == pytest.approx(0.03, rel=0.05)  # the same init, plus the noise

@@ -42,7 +42,7 @@ def _load_config(spec: str):
 def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: int = 0, seed: int = 0) -> None:
     """A run folder holding the config's model with random weights at `step`: the init
     plus `noise`·N(0,1) on every weight (zero-initialised output convs would make it plain
-    bicubic)."""
+    bicubic), both drawn from `seed`."""
     import jax
     import jax.numpy as jnp
 
@@ -50,14 +50,15 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
 
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
-    params = models.init_variables(model, jax.random.key(0), jnp.zeros((1, max(t, 1), 16, 16, 3)))["params"]
-    leaves, tree = jax.tree.flatten(params)  # zero-initialised output convs would make it plain bicubic
-    keys = jax.random.split(jax.random.key(1), len(leaves))
+    init_key, noise_key = jax.random.split(jax.random.key(seed))
+    params = models.init_variables(model, init_key, jnp.zeros((1, max(t, 1), 16, 16, 3)))["params"]
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(noise_key, len(leaves))
     params = jax.tree.unflatten(
-        tree, [x + 0.01 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+        tree, [x + noise * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
     )
     ckpt = checkpointing.Checkpointer(workdir, save_every=1, async_save=False)
-    ckpt.save(0, {"params": params, "step": jnp.asarray(0)}, config.to_dict(), {"step": 0}, force=True)
+    ckpt.save(step, {"params": params, "step": jnp.asarray(step)}, config.to_dict(), {"step": step}, force=True)
     ckpt.close()
 
 
