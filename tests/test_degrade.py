@@ -1,4 +1,4 @@
-"""MATLAB-compatible bicubic imresize against BasicSR's imresize (../shared/reference)."""
+"""MATLAB-compatible bicubic imresize against BasicSR's imresize (tests/data/basicsr)."""
 
 import jax
 import numpy as np

@@ -1,4 +1,4 @@
-"""PSNR/SSIM against BasicSR's own calculate_psnr / calculate_ssim (../shared/reference)."""
+"""PSNR/SSIM against BasicSR's own calculate_psnr / calculate_ssim (tests/data/basicsr)."""
 
 import itertools
 
