@@ -98,7 +98,7 @@ def _check_r1_step(config, g_params, d0, batch, d1, loss_d):
         return {gamma: adam(with_r1), 0.0: adam(g_plain)}, plain, r1
 
     want, plain, r1 = jax.device_get(by_hand(d0))
-    assert float(r1) > 1e-6  # D's gradient at the real frames is not zero
+    assert float(r1) > 0.01  # measured 0.099 (loss_d ~1.4): the penalty shows in loss_d
     assert float(loss_d) == pytest.approx(float(plain) + 0.5 * gamma * float(r1), rel=1e-5)
     for got, expected in zip(jax.tree.leaves(d1), jax.tree.leaves(want[gamma]), strict=True):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-6)
