@@ -1,4 +1,5 @@
 def __getattr__(name):
     def stub(*a, **k):
         raise NotImplementedError(f"torchvision stub: {name}")
+
     return stub
