@@ -152,7 +152,7 @@ def plan(inputs: list[str], output: str) -> tuple[list[tuple[str, str]], bool]:
     real_out = os.path.realpath(output)
     for path in inputs:
         folder = os.path.realpath(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
-        if real_out == folder or real_out.startswith(folder + os.sep):
+        if paths.within(real_out, folder):
             raise UserError(
                 f"the output folder {output} is inside the input folder {folder}: a second run would take "
                 "the outputs for inputs; choose a folder outside it"

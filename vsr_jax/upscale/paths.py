@@ -45,7 +45,7 @@ def _is_video(path: str) -> bool:
         return False
 
 
-def _within(path: str, folder: str) -> bool:
+def within(path: str, folder: str) -> bool:
     """True when `path` is `folder` or lies inside it (both real paths)."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -75,12 +75,12 @@ def check_output(source: str, output: str, overwrite: bool, to_video: bool) -> N
     real_src, real_out = os.path.realpath(source), os.path.realpath(out)
     if real_src == real_out or (os.path.exists(out) and os.path.samefile(source, out)):
         raise UserError(f"the output {output} is the input; choose another output path")
-    if os.path.isdir(real_src) and _within(real_out, real_src):
+    if os.path.isdir(real_src) and within(real_out, real_src):
         raise UserError(f"the output {output} is inside the input folder {source}; choose a path outside it")
-    if _within(real_src, real_out):
+    if within(real_src, real_out):
         raise UserError(f"the output {output} contains the input {source}; choose another output path")
     for name, folder in (("current", os.getcwd()), ("home", os.path.expanduser("~"))):
-        if _within(os.path.realpath(folder), real_out):
+        if within(os.path.realpath(folder), real_out):
             raise UserError(f"the output {output} is the {name} folder or holds it; choose a new output path")
     if os.path.lexists(work_dir(out)):
         check_work_dir(work_dir(out))
