@@ -87,4 +87,15 @@ def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:
 
 
 # Importing the families registers them.
-from vsr_jax.models import convlstm, recurrent_gan, runet, srcnn, srresnet, unet  # noqa: E402,F401
+from vsr_jax.models import (  # noqa: E402,F401
+    convlstm,
+    edsr,
+    msrresnet,
+    recurrent_gan,
+    rrdbnet,
+    runet,
+    srcnn,
+    srresnet,
+    srvgg,
+    unet,
+)
