@@ -92,8 +92,10 @@ from vsr_jax.models import (  # noqa: E402,F401
     edsr,
     msrresnet,
     recurrent_gan,
+    rrdbnet,
     runet,
     srcnn,
     srresnet,
+    srvgg,
     unet,
 )
