@@ -88,6 +88,7 @@ def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:
 
 # Importing the families registers them.
 from vsr_jax.models import (  # noqa: E402,F401
+    basicvsr,
     convlstm,
     edsr,
     msrresnet,

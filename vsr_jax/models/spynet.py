@@ -13,7 +13,7 @@ computes, so their weight files (e.g. ``spynet_sintel_final-3d2a1287.pth``, and 
   its u and v are multiplied by w / w32 and h / h32;
 * ``process``: ImageNet normalisation ((x − mean) / std, mean (0.485, 0.456, 0.406), std
   (0.229, 0.224, 0.225)); a 6-level pyramid by 2×2 average pooling (stride 2, odd sizes
-  floored); from a zero flow at half the coarsest size, at each level from coarse to
+  floored); from a zero flow at the coarsest level, then at each finer level from coarse to
   fine: the flow is upsampled ×2 (bilinear, ``align_corners=True``) and its values ×2,
   a missing last row / column is replicated, and ``basic_module.{level}`` maps
   [ref, supp warped by that flow (bilinear, border padding), flow] (8 channels) to a
@@ -26,9 +26,11 @@ Parameter paths: ``basic_module_{level}/basic_module_{j}/{kernel,bias}`` (the au
 their state_dict are constants here: leave them out with ``skip=buffer_keys()`` and check
 them with `check_buffers`.
 
-As the authors' code, frames need more than 32 px in both dimensions (at 32 or less the
-coarsest level is 1 px and the flow it starts from is empty; theirs raises there, and so
-does this port). The pyramid's sizes are static: one compiled program per frame size.
+Frames of 32 px or less in a dimension: the authors' code raises there (the coarsest
+level is 1 px, and the flow it upsamples from is 0 px); this port starts from a zero flow
+at the coarsest level's size, which is what their upsampled zero flow is at every size they
+accept: it computes the same wherever theirs runs, and also runs where theirs stops. The
+pyramid's sizes are static: one compiled program per frame size.
 """
 
 from __future__ import annotations
@@ -143,13 +145,16 @@ class SpyNet(nn.Module):
         for _ in range(LEVELS - 1):
             ref.insert(0, _avg_pool2(ref[0]))
             supp.insert(0, _avg_pool2(supp[0]))
-        n, h0, w0, _ = ref[0].shape
-        flow = jnp.zeros((n, h0 // 2, w0 // 2, 2), jnp.float32)
+        flow = None
         for level in range(LEVELS):
-            _, h, w, _ = ref[level].shape
-            fh, fw = flow.shape[1:3]
-            up = resize_bilinear(flow, 2 * fh, 2 * fw, align_corners=True) * 2.0
-            up = jnp.pad(up, ((0, 0), (0, h - 2 * fh), (0, w - 2 * fw), (0, 0)), mode="edge")
+            n, h, w, _ = ref[level].shape
+            if flow is None:
+                # The authors upsample a zero flow of half this size: zeros (see the module docstring).
+                up = jnp.zeros((n, h, w, 2), jnp.float32)
+            else:
+                fh, fw = flow.shape[1:3]
+                up = resize_bilinear(flow, 2 * fh, 2 * fw, align_corners=True) * 2.0
+                up = jnp.pad(up, ((0, 0), (0, h - 2 * fh), (0, w - 2 * fw), (0, 0)), mode="edge")
             warped = warp(supp[level], up, padding_mode="border")
             flow = self.basic_module[level](jnp.concatenate([ref[level], warped, up], axis=-1)) + up
         return flow
@@ -158,8 +163,6 @@ class SpyNet(nn.Module):
         if ref.ndim != 4 or ref.shape != supp.shape or ref.shape[-1] != 3:
             raise ValueError(f"SpyNet expects two (N, h, w, 3) batches of one shape, got {ref.shape} and {supp.shape}")
         h, w = ref.shape[1:3]
-        if h <= 32 or w <= 32:
-            raise ValueError(f"SpyNet (as BasicSR's) needs frames of more than 32 px in both dimensions, got {h}x{w}")
         h32, w32 = math.ceil(h / 32) * 32, math.ceil(w / 32) * 32
         ref = resize_bilinear(ref.astype(jnp.float32), h32, w32, align_corners=False)
         supp = resize_bilinear(supp.astype(jnp.float32), h32, w32, align_corners=False)

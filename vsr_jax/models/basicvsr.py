@@ -1,0 +1,144 @@
+"""BasicVSR, weight for weight as BasicSR 1.4.2's `BasicVSR` (`basicsr/archs/basicvsr_arch.py`).
+
+Chan et al., "BasicVSR: The Search for Essential Components in Video Super-Resolution
+and Beyond" (CVPR 2021). The computation of the authors' module, so their weight files
+(``BasicVSR_REDS4-543c8261.pth`` etc.) load 1:1 through `vsr_jax.pretrained.convert`
+(``skip=spynet.buffer_keys("spynet.")``):
+
+* flows (``get_flow``): `spynet.SpyNet` (``spynet``) on the pairs of neighbouring frames,
+  ``flows_backward[i] = spynet(ref=frame i, supp=frame i+1)`` and
+  ``flows_forward[i] = spynet(ref=frame i+1, supp=frame i)`` (one SpyNet call on both
+  sets here: every pair is computed on its own);
+* backward propagation from the last frame to the first: the previous (later) frame's
+  features, zeros at the start, warped by ``flows_backward[i]`` (`warp.warp`: bilinear,
+  zero padding, as ``flow_warp``), concatenated after frame i's RGB and passed through
+  ``backward_trunk`` (``ConvResidualBlocks``: 3×3 conv ``main.0`` to ``num_feat``,
+  LeakyReLU(0.1), ``num_block`` ResidualBlockNoBN ``main.2.{i}`` (conv1 → ReLU → conv2, +
+  input));
+* forward propagation the same way from the first frame to the last with
+  ``flows_forward[i-1]`` and ``forward_trunk``;
+* per frame: ``fusion`` (1×1 conv of [backward, forward] features) → LeakyReLU,
+  ``upconv1`` (to 4·num_feat) → pixel shuffle ×2 → LeakyReLU, ``upconv2`` (to 256) →
+  pixel shuffle ×2 → LeakyReLU, ``conv_hr`` (64→64) → LeakyReLU, ``conv_last`` (64→3),
+  plus the frame upsampled ×4 bilinearly (``align_corners=False``). LeakyReLU slope 0.1;
+  the reconstruction runs on all frames at once (it is per frame).
+
+Only ×4 (as the authors'). Any frame size (the authors' SpyNet raises for a side of
+32 px or less; `spynet.SpyNet` goes on there, see its docstring). Shapes: (N, T, h, w, 3)
+in [0, 1] -> (N, T, 4h, 4w, 3), float32, not clipped. The time loops are unrolled (T is
+static): one compiled program per clip length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vsr_jax.models import layers, register
+from vsr_jax.models.spynet import SpyNet, resize_bilinear
+from vsr_jax.models.warp import warp
+
+
+def _lrelu(x):
+    return nn.leaky_relu(x, 0.1)
+
+
+class ResidualBlockNoBN(nn.Module):
+    """BasicSR's ResidualBlockNoBN (res_scale 1): x + conv2(relu(conv1(x))), 3×3 convs with bias."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(layers.Conv(self.features, 3, dtype=self.dtype, name="conv1")(x))
+        return x + layers.Conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
+
+
+class ConvResidualBlocks(nn.Module):
+    """BasicVSR's ConvResidualBlocks: ``main_0`` conv → LeakyReLU(0.1) → ``main_2_{i}`` blocks."""
+
+    features: int
+    num_block: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        x = _lrelu(layers.Conv(self.features, 3, dtype=self.dtype, name="main_0")(x))
+        for i in range(self.num_block):
+            x = ResidualBlockNoBN(self.features, self.dtype, name=f"main_2_{i}")(x)
+        return x
+
+
+@register("basicvsr")
+class BasicVSR(nn.Module):
+    """BasicSR's BasicVSR (see the module docstring).
+
+    Attributes:
+      scale: must be 4.
+      num_feat: channels of the propagation branches (64 as published).
+      num_block: residual blocks per branch (30 in the published REDS/Vimeo models, 15 the
+        authors' default).
+      dtype: compute dtype of the convolutions; flows, warps and the output are float32.
+
+    Parameter names are the authors': ``spynet/basic_module_{k}/basic_module_{j}``,
+    ``{backward,forward}_trunk/main_0``, ``…/main_2_{i}/conv{1,2}``, ``fusion``,
+    ``upconv1``, ``upconv2``, ``conv_hr``, ``conv_last``.
+    """
+
+    scale: int = 4
+    num_feat: int = 64
+    num_block: int = 15
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, lr, train: bool = False):
+        del train  # no dropout / batch norm
+        if self.scale != 4:
+            raise ValueError(f"basicvsr supports only scale 4 (as the authors'), got scale={self.scale!r}")
+        if lr.ndim != 5 or lr.shape[-1] != 3:
+            raise ValueError(f"basicvsr expects LR clips (N, T, h, w, 3), got shape {lr.shape}")
+        lr = lr.astype(jnp.float32)
+        n, t, h, w, _ = lr.shape
+        spynet = SpyNet(self.dtype, name="spynet")
+        backward_trunk = ConvResidualBlocks(self.num_feat, self.num_block, self.dtype, name="backward_trunk")
+        forward_trunk = ConvResidualBlocks(self.num_feat, self.num_block, self.dtype, name="forward_trunk")
+
+        if t > 1:
+            x1 = lr[:, :-1].reshape(n * (t - 1), h, w, 3)
+            x2 = lr[:, 1:].reshape(n * (t - 1), h, w, 3)
+            flows = spynet(jnp.concatenate([x1, x2]), jnp.concatenate([x2, x1]))
+            flows_backward = flows[: n * (t - 1)].reshape(n, t - 1, h, w, 2)
+            flows_forward = flows[n * (t - 1) :].reshape(n, t - 1, h, w, 2)
+        elif self.is_initializing():
+            spynet(lr[:, 0], lr[:, 0])  # creates SpyNet's params for a one-frame init
+
+        backward = [None] * t
+        feat = jnp.zeros((n, h, w, self.num_feat), jnp.float32)
+        for i in range(t - 1, -1, -1):
+            if i < t - 1:
+                feat = warp(feat, flows_backward[:, i])
+            feat = backward_trunk(jnp.concatenate([lr[:, i], feat], axis=-1)).astype(jnp.float32)
+            backward[i] = feat
+
+        forward = [None] * t
+        feat = jnp.zeros((n, h, w, self.num_feat), jnp.float32)
+        for i in range(t):
+            if i > 0:
+                feat = warp(feat, flows_forward[:, i - 1])
+            feat = forward_trunk(jnp.concatenate([lr[:, i], feat], axis=-1)).astype(jnp.float32)
+            forward[i] = feat
+
+        # The reconstruction, per frame, on all N·T frames at once.
+        feats = jnp.concatenate([jnp.stack(backward, 1), jnp.stack(forward, 1)], axis=-1)
+        x = feats.reshape(n * t, h, w, 2 * self.num_feat)
+        conv = lambda f, k, name: layers.Conv(f, k, dtype=self.dtype, name=name)  # noqa: E731
+        x = _lrelu(conv(self.num_feat, 1, "fusion")(x))
+        x = _lrelu(layers.pixel_shuffle(conv(self.num_feat * 4, 3, "upconv1")(x), 2))
+        x = _lrelu(layers.pixel_shuffle(conv(64 * 4, 3, "upconv2")(x), 2))
+        x = _lrelu(conv(64, 3, "conv_hr")(x))
+        x = conv(3, 3, "conv_last")(x).astype(jnp.float32)
+        base = resize_bilinear(lr.reshape(n * t, h, w, 3), 4 * h, 4 * w, align_corners=False)
+        return (x + base).reshape(n, t, 4 * h, 4 * w, 3)
