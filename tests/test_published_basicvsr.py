@@ -73,6 +73,12 @@ def test_equals_basicsr(ref, state_dict):
     assert diff <= 1e-4 and mean_diff <= 1e-5
 
 
+def test_published_size_has_the_authors_parameter_count(ref):
+    model = models.create_model("basicvsr", 4, {"num_block": 30})  # BasicVSR_REDS4 / _Vimeo90K
+    count = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(abstract_params(model)))
+    assert count == int(ref["param_count_64_30"])
+
+
 def test_scale_shape_and_wrong_files(state_dict):
     with pytest.raises(ValueError, match="only scale 4"):
         abstract_params(models.create_model("basicvsr", 2, {"num_feat": 8, "num_block": 2}))

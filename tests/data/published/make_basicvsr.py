@@ -98,6 +98,8 @@ def main() -> None:
     out = {
         "weight_checksums": make_spynet.checksums(sd),
         "param_count": sum(p.numel() for p in net.parameters()),
+        # the published REDS4 / Vimeo-90K models: num_feat 64, num_block 30
+        "param_count_64_30": sum(p.numel() for p in BasicVSR(num_feat=64, num_block=30).parameters()),
         "frames": frames,
         "output_strided": sr[:, :, ::STRIDE, ::STRIDE],
         "output_mean": sr.astype(np.float64).mean(axis=(2, 3)),
