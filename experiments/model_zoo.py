@@ -33,7 +33,6 @@ ENTRIES = [
         full_overrides={"gan.loss": "", "loss.pingpong_weight": 0.0, "loss.perceptual_weight": 0.0},
     ),
 ]
-BASICVSR = ("BasicVSR (Chan et al., 2021; published)", 6_300_000)
 
 _ONLY = flags.DEFINE_list(
     "only",
@@ -55,7 +54,6 @@ def size_table() -> str:
         params = stats.count_params(model)
         gflops = stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9
         rows.append(f"| `{name}` | {params / 1e6:.2f} M | {gflops:.0f} |")
-    rows.append(f"| {BASICVSR[0]} | {BASICVSR[1] / 1e6:.1f} M | |")
     return "\n".join(rows)
 
 
