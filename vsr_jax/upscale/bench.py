@@ -46,7 +46,8 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
     import jax
     import jax.numpy as jnp
 
-    from vsr_jax import checkpointing, config_lib, models
+    from vsr_jax import config_lib, models
+    from vsr_jax.pretrained import importer
 
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
@@ -57,9 +58,7 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
     params = jax.tree.unflatten(
         tree, [x + noise * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
     )
-    ckpt = checkpointing.Checkpointer(workdir, save_every=1, async_save=False)
-    ckpt.save(step, {"params": params, "step": jnp.asarray(step)}, config.to_dict(), {"step": step}, force=True)
-    ckpt.close()
+    importer.write_run(workdir, config, params, step=step)
 
 
 def write_clip(path: str, frames: int, height: int, width: int, rate: int = 25) -> None:
