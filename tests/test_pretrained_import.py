@@ -169,3 +169,15 @@ def test_options_parse():
     }
     with pytest.raises(UserError, match="expected k=v"):
         importer.parse_options("res_scale")
+
+
+def test_a_gan_checkpoint_gives_its_generators_ema(tmp_path):
+    """MMagic keeps ``generator.*`` and ``generator_ema.*`` (and the discriminator's) in one
+    state_dict: the EMA generator's are imported."""
+    sd, _ = fixture_state_dict("srvgg", "x2")
+    mixed = {f"generator_ema.{k}": v for k, v in sd.items()}
+    mixed.update({f"generator.{k}": np.zeros_like(v) for k, v in sd.items()})
+    mixed["discriminator.conv0.weight"] = np.zeros((4, 3, 3, 3), np.float32)
+    path = save_npz(tmp_path, "gan.npz", mixed)
+    _, params = importer.import_weights(path, str(tmp_path / "run"))
+    np.testing.assert_array_equal(params["body_8"]["bias"], sd["body.8.bias"])

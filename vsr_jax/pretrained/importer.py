@@ -81,10 +81,14 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     elif ext in (".pth", ".pt", ".ckpt", ".bin"):
         from vsr_jax.pretrained import pth  # lazily: the reader of PyTorch's zip/pickle format
 
-        sd = dict(pth.state_dict(pth.load(path), prefer=("params_ema", "params", "state_dict")))
+        sd = dict(pth.state_dict(pth.load(path), prefer=("params_ema", "params", "state_dict"), source=path))
     else:
         raise UserError(f"{path}: expected a PyTorch .pth or an .npz state_dict, not {ext or 'no extension'}")
     sd = {k: np.asarray(v) for k, v in sd.items() if np.asarray(v).dtype.kind in "fiu"}
+    for prefix in ("generator_ema.", "generator."):  # MMagic: the generator's (EMA first) of a GAN's weights
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+            break
     if sd and all(k.startswith("module.") for k in sd):  # saved from a DataParallel wrapper
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     if not sd:
