@@ -24,7 +24,7 @@ from vsr_jax.errors import UserError
 from vsr_jax.pretrained import pth
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "pth"
-FIXTURES = ["basicsr_zip", "basicsr_legacy", "mmagic", "parameter", "param_dict"]
+FIXTURES = ["basicsr_zip", "basicsr_legacy", "mmagic", "parameter", "param_dict", "vgg16_small"]
 
 
 def _get(obj, key):

@@ -8,7 +8,6 @@ import functools
 import math
 import subprocess
 import sys
-import zipfile
 
 import h5py
 import jax
@@ -295,13 +294,21 @@ def test_torch_indices_and_oihw_to_hwio():
         vgg_weights.torch_state_dict_to_params(torch_state_dict(fake_params(16)), 19)
 
 
-def test_pth_without_torch_says_how_to_convert(tmp_path, monkeypatch):
-    path = tmp_path / "vgg19-dcbb9e9d.pth"
-    with zipfile.ZipFile(path, "w") as z:  # the layout of torch.save's zip files
-        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
-        z.writestr("archive/version", "3\n")
+def test_pth_without_torch(monkeypatch, tmp_path):
+    """torchvision's legacy .pth layout (as vgg19-dcbb9e9d.pth), written by torch in
+    tests/data/pth/make_pth.py, read by vsr_jax.pretrained.pth with torch unimportable."""
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    with pytest.raises(UserError, match=r"PyTorch file and torch is not installed.*convert_vgg"):
+    data = ROOT / "tests" / "data" / "pth"
+    params, input_mode = vgg_weights.load_vgg_params(data / "vgg16_small.pth")
+    with np.load(data / "vgg16_small.npz") as z:
+        want = vgg_weights.torch_state_dict_to_params({k: z[k] for k in z.files if not k.startswith("dtype:")})
+    assert input_mode == "torch" and sorted(params) == sorted(vgg_conv_names(16))
+    for name in params:
+        np.testing.assert_array_equal(params[name]["kernel"], want[name]["kernel"])
+        np.testing.assert_array_equal(params[name]["bias"], want[name]["bias"])
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    path.write_bytes((data / "vgg16_small.pth").read_bytes()[:-40])  # an interrupted download
+    with pytest.raises(UserError, match=r"vgg19-dcbb9e9d\.pth is truncated.*download it again"):
         vgg_weights.load_vgg_params(path)
 
 

@@ -19,8 +19,8 @@ arrays for every conv of the network, to be used as ``{"params": params}``, and
   weights): ``features.{i}.weight`` (OIHW, transposed to HWIO) and ``features.{i}.bias``, where
   ``i`` counts torchvision's ``features`` Sequential (conv, ReLU, ..., MaxPool), so VGG16 and
   VGG19 number their convs differently (`torch_feature_indices`); ``classifier.*`` is
-  ignored. ``input_mode="torch"`` (RGB, ImageNet mean/std). Reading one needs torch; without
-  it, convert the file where torch is installed (``python -m vsr_jax.tools.convert_vgg``).
+  ignored. ``input_mode="torch"`` (RGB, ImageNet mean/std). Read without torch by
+  `vsr_jax.pretrained.pth` (both of torch's formats; nothing in the file is executed).
 * our ``.npz`` (written by `save_vgg_params` / the converter): ``conv1_1/kernel`` (HWIO),
   ``conv1_1/bias``, ... and ``input_mode``, a 0-d string array.
 
@@ -263,17 +263,9 @@ def _keras_kernel_bias(group, source: str, layer: str):
 
 
 def _read_torch(path: pathlib.Path):
-    try:
-        import torch
-    except ImportError:
-        raise UserError(
-            f"{path} is a PyTorch file and torch is not installed: install torch, or convert it on a machine "
-            f"with torch ({_CONVERT_HINT}) and use the .npz"
-        ) from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds; report one line
-        raise UserError(f"cannot read {path} with torch.load: {str(e).splitlines()[0] if str(e) else e!r}") from e
+    from vsr_jax.pretrained import pth  # torch-free and restricted: runs no code from the file
+
+    state = pth.load(path)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):

@@ -13,6 +13,9 @@ Files (all tiny):
 * mmagic.pth: MMagic's {"state_dict": {"generator.*", "generator_ema.*"}, "meta": {...}} with
   config objects, a NumPy scalar and a set in "meta".
 * parameter.pth: a bare nn.Parameter; param_dict.pth: {"w": nn.Parameter, "b": tensor}.
+* vgg16_small.pth: a torchvision VGG16 state dict (``features.{i}.weight/bias``, a classifier)
+  with narrow widths (2, 2, 4, 4, 4), in the legacy format as torchvision's vgg*.pth files are
+  (tests/test_vgg.py reads it without torch).
 In each .npz, a key is the path of a tensor in the loaded object ("params/conv.weight"), the
 value its torch values (bfloat16 as float32), and "dtype:<key>" its torch dtype name.
 """
@@ -101,6 +104,20 @@ def main():
     write("mmagic", {"state_dict": gen, "meta": meta})
     write("parameter", torch.nn.Parameter(torch.randn(2, 3, generator=g)))
     write("param_dict", {"w": torch.nn.Parameter(torch.randn(4, generator=g)), "b": torch.randn(2, 2, generator=g)})
+    write("vgg16_small", vgg16_small(g), _use_new_zipfile_serialization=False)
+
+
+def vgg16_small(g, widths=(2, 2, 4, 4, 4), convs=(2, 2, 3, 3, 3)):
+    """torchvision's vgg16().features numbering: conv, ReLU per conv, a MaxPool per block."""
+    sd, i, cin = collections.OrderedDict(), 0, 3
+    for width, n in zip(widths, convs, strict=True):
+        for _ in range(n):
+            sd[f"features.{i}.weight"] = 0.3 * torch.randn(width, cin, 3, 3, generator=g)
+            sd[f"features.{i}.bias"] = 0.3 * torch.randn(width, generator=g)
+            i, cin = i + 2, width
+        i += 1
+    sd["classifier.0.weight"] = torch.randn(3, 5, generator=g)
+    return sd
 
 
 if __name__ == "__main__":
