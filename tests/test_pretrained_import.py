@@ -181,3 +181,26 @@ def test_a_gan_checkpoint_gives_its_generators_ema(tmp_path):
     path = save_npz(tmp_path, "gan.npz", mixed)
     _, params = importer.import_weights(path, str(tmp_path / "run"))
     np.testing.assert_array_equal(params["body_8"]["bias"], sd["body.8.bias"])
+
+
+def _shapes(**shapes):
+    """A state_dict stand-in of the given shapes (zero-stride arrays: no memory)."""
+    return {k.replace("__", "."): np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}
+
+
+def test_published_sizes_are_recognised_from_shapes():
+    rrdb = _shapes(conv_first__weight=(64, 12, 3, 3), body__0__rdb1__conv1__weight=(32, 64, 3, 3))
+    rrdb["body.22.rdb1.conv1.weight"] = rrdb["body.0.rdb1.conv1.weight"]
+    assert importer.infer_spec(rrdb) == importer.Spec(
+        "rrdbnet", 2, {"features": 64, "num_blocks": 23, "grow_features": 32}
+    )  # RealESRGAN_x2plus
+    edsr = _shapes(conv_first__weight=(256, 3, 3, 3), conv_after_body__weight=(256, 256, 3, 3))
+    edsr.update(_shapes(body__31__conv1__weight=(256, 256, 3, 3), upsample__0__weight=(1024, 256, 3, 3)))
+    edsr["upsample.2.weight"] = edsr["upsample.0.weight"]
+    assert importer.infer_spec(edsr) == importer.Spec(
+        "edsr", 4, {"features": 256, "num_blocks": 32, "res_scale": 0.1}
+    )  # EDSR_Lx4
+    vgg = _shapes(body__0__weight=(64, 3, 3, 3), body__1__weight=(64,), body__66__weight=(48, 64, 3, 3))
+    assert importer.infer_spec(vgg) == importer.Spec(
+        "srvgg", 4, {"features": 64, "num_conv": 32, "act": "prelu"}
+    )  # realesr-general-x4v3

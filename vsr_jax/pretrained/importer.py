@@ -19,8 +19,9 @@ Architectures recognised from their keys (BasicSR / Real-ESRGAN module names):
 * ``srvgg``: ``body.N`` convs only (num_conv from the last index, PReLU when ``body.1.weight``
   exists, scale from the last conv's 3·s² channels).
 
-Options the weights cannot show (EDSR's ``res_scale``, 0.1 in EDSR_L) come from the
-registry when the file's name is a published one, else from ``options``.
+Options the weights cannot show come from the registry when the file's name is a published
+one, else from ``options``; EDSR's ``res_scale`` is the authors' for their two sizes (0.1 for
+256 features × 32 blocks, EDSR_L; else 1, EDSR_M / baseline).
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ def _edsr(sd) -> Spec:
     else:
         scale = 2 ** len(ups) if ups else 0
     blocks = _count(sd, "edsr", r"body\.(\d+)\.conv1\.weight")
-    return Spec("edsr", scale, {"features": features, "num_blocks": blocks})
+    kwargs = {"features": features, "num_blocks": blocks}
+    if (features, blocks) == (256, 32):  # EDSR (Lim et al. 2017) / BasicSR's EDSR_L: residual scaling 0.1
+        kwargs["res_scale"] = 0.1
+    return Spec("edsr", scale, kwargs)
 
 
 def _rrdbnet(sd) -> Spec:
