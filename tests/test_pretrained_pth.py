@@ -42,8 +42,8 @@ def test_load_matches_torch_exactly(name):
         for key in keys:
             got, want, dtype = _get(obj, key), z[key], str(z["dtype:" + key])
             assert isinstance(got, np.ndarray) and got.shape == want.shape, key
-            if dtype == "bfloat16":
-                assert got.dtype == ml_dtypes.bfloat16, key
+            if dtype in ("bfloat16", "float8_e4m3fn"):
+                assert got.dtype == getattr(ml_dtypes, dtype), key
                 got = got.astype(np.float32)
             else:
                 assert got.dtype == np.dtype(dtype), (key, got.dtype, dtype)

@@ -48,20 +48,20 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _REDOWNLOAD = "download it again (or save it again with torch.save)"
 
 
-def _bfloat16() -> np.dtype | None:
+def _ml_dtype(name: str) -> np.dtype | None:
     try:
         import ml_dtypes
     except ImportError:  # pragma: no cover - jax depends on ml_dtypes
         return None
-    return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(getattr(ml_dtypes, name))
 
 
-# torch storage type name / dtype name -> NumPy dtype (little-endian); "bfloat16" is special-cased.
+# torch storage type name / dtype name -> NumPy dtype (little-endian); "ml:NAME": ml_dtypes.NAME.
 _STORAGE_DTYPES = {
     "DoubleStorage": "<f8",
     "FloatStorage": "<f4",
     "HalfStorage": "<f2",
-    "BFloat16Storage": "bfloat16",
+    "BFloat16Storage": "ml:bfloat16",
     "LongStorage": "<i8",
     "IntStorage": "<i4",
     "ShortStorage": "<i2",
@@ -79,7 +79,11 @@ _TORCH_DTYPES = {
     "float": "<f4",
     "float16": "<f2",
     "half": "<f2",
-    "bfloat16": "bfloat16",
+    "bfloat16": "ml:bfloat16",
+    "float8_e4m3fn": "ml:float8_e4m3fn",
+    "float8_e5m2": "ml:float8_e5m2",
+    "float8_e4m3fnuz": "ml:float8_e4m3fnuz",
+    "float8_e5m2fnuz": "ml:float8_e5m2fnuz",
     "int64": "<i8",
     "long": "<i8",
     "int32": "<i4",
@@ -104,10 +108,10 @@ class _DType:
         self.name, self.code = name, code
 
     def numpy(self, source: str) -> np.dtype:
-        if self.code == "bfloat16":
-            dtype = _bfloat16()
+        if self.code.startswith("ml:"):
+            dtype = _ml_dtype(self.code[3:])
             if dtype is None:  # pragma: no cover
-                raise UserError(f"{source}: a bfloat16 tensor needs the ml_dtypes package (pip install ml_dtypes)")
+                raise UserError(f"{source}: a {self.name} tensor needs the ml_dtypes package (pip install ml_dtypes)")
             return dtype
         return np.dtype(self.code)
 
@@ -244,7 +248,9 @@ def _rebuild_tensor(u: _Unpickler, storage, offset, size, stride, *_):
 
 
 def _rebuild_tensor_v3(u: _Unpickler, storage, offset, size, stride, requires_grad, hooks, dtype, *_):
-    return u.tensor(storage, offset, size, stride, dtype if isinstance(dtype, _DType) else None)
+    if not isinstance(dtype, _DType):
+        raise UserError(f"{u.source}: a tensor of dtype {_kind(dtype)}, which this reader does not support")
+    return u.tensor(storage, offset, size, stride, dtype)
 
 
 def _rebuild_parameter(u: _Unpickler, data, *_):

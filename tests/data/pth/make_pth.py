@@ -9,7 +9,8 @@ Files (all tiny):
 * basicsr_zip.pth / basicsr_legacy.pth: BasicSR's {"params": OrderedDict} in torch's zip and
   legacy formats: a real nn.Conv2d state dict (with its _metadata), tensors sharing one storage
   (a transposed view, an offset slice, an expanded stride-0 view), float16, bfloat16, float64,
-  int64, int32, uint8, bool, a 0-d tensor and an empty one; plus "params_ema".
+  int64, int32, int8, uint8, uint16, float8_e4m3fn, complex64, bool, a 0-d tensor and an empty
+  one; plus "params_ema".
 * mmagic.pth: MMagic's {"state_dict": {"generator.*", "generator_ema.*"}, "meta": {...}} with
   config objects, a NumPy scalar and a set in "meta".
 * parameter.pth: a bare nn.Parameter; param_dict.pth: {"w": nn.Parameter, "b": tensor}.
@@ -17,7 +18,7 @@ Files (all tiny):
   with narrow widths (2, 2, 4, 4, 4), in the legacy format as torchvision's vgg*.pth files are
   (tests/test_vgg.py reads it without torch).
 In each .npz, a key is the path of a tensor in the loaded object ("params/conv.weight"), the
-value its torch values (bfloat16 as float32), and "dtype:<key>" its torch dtype name.
+value its torch values (bfloat16 and float8 as float32), and "dtype:<key>" its torch dtype name.
 """
 
 import argparse
@@ -56,6 +57,10 @@ def params(g):
     sd["int"] = torch.randint(-1000, 1000, (2, 2), generator=g, dtype=torch.int32)
     sd["uint8"] = torch.randint(0, 256, (5,), generator=g, dtype=torch.uint8)
     sd["bool"] = torch.rand(2, 3, generator=g) > 0.5
+    sd["int8"] = torch.randint(-128, 128, (3,), generator=g, dtype=torch.int8)
+    sd["uint16"] = torch.tensor([0, 7, 65535]).to(torch.uint16)  # torch >= 2.3 pickles these with _rebuild_tensor_v3
+    sd["float8_e4m3fn"] = torch.randn(2, 2, generator=g).to(torch.float8_e4m3fn)
+    sd["complex64"] = torch.randn(3, generator=g, dtype=torch.complex64)
     sd["bn.num_batches_tracked"] = torch.tensor(7)  # 0-d int64
     sd["empty"] = torch.zeros(0, 3)
     ema = collections.OrderedDict((k, v.clone() + 1) for k, v in sd.items() if v.dtype == torch.float32)
@@ -79,7 +84,8 @@ def write(name, obj, **save_kw):
     for key, t in flat(obj).items():
         t = t.detach()
         arrays["dtype:" + key] = np.array(str(t.dtype).removeprefix("torch."))
-        arrays[key] = (t.float() if t.dtype == torch.bfloat16 else t).contiguous().numpy()
+        exotic = t.dtype in (torch.bfloat16, torch.float8_e4m3fn)  # no NumPy dtype: stored as float32
+        arrays[key] = (t.float() if exotic else t).contiguous().numpy()
     np.savez_compressed(HERE / f"{name}.npz", **arrays)
     print(f"{path.name}: {path.stat().st_size} B, {len(arrays) // 2} tensors")
 
