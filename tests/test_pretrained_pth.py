@@ -107,13 +107,13 @@ def test_meta_objects_are_placeholders():
 
 
 class _Tensor:
-    def __init__(self, storage, offset, size, stride):
-        self.args = (storage, offset, size, stride)
+    def __init__(self, storage, offset, size, stride, v1=False):
+        self.args, self.v1 = (storage, offset, size, stride), v1
 
 
 class _StorageRef:
-    def __init__(self, key, stype, data, numel=None):
-        self.key, self.stype, self.data = key, stype, data
+    def __init__(self, key, stype, data, numel=None, view=None):
+        self.key, self.stype, self.data, self.view = key, stype, data, view
         self.numel = data.size if numel is None else numel
 
 
@@ -122,17 +122,21 @@ def _torch_modules(monkeypatch):
     torch = types.ModuleType("torch")
     utils = types.ModuleType("torch._utils")
 
-    def _rebuild_tensor_v2(*args):
-        raise AssertionError("never called while pickling")
+    for name in ("_rebuild_tensor", "_rebuild_tensor_v2"):  # v1: torch < 0.4, as in 2017's vgg19-dcbb9e9d.pth
 
-    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
-    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+        def rebuild(*args):
+            raise AssertionError("never called while pickling")
+
+        rebuild.__module__, rebuild.__qualname__ = "torch._utils", name
+        setattr(utils, name, rebuild)
     for name in ("FloatStorage", "LongStorage"):
         setattr(torch, name, type(name, (), {"__module__": "torch"}))
     torch._utils = utils
     monkeypatch.setitem(sys.modules, "torch", torch)
     monkeypatch.setitem(sys.modules, "torch._utils", utils)
-    _Tensor.__reduce__ = lambda t: (utils._rebuild_tensor_v2, (*t.args, False, collections.OrderedDict()))
+    _Tensor.__reduce__ = lambda t: (
+        (utils._rebuild_tensor, t.args) if t.v1 else (utils._rebuild_tensor_v2, (*t.args, False, {}))
+    )
     return torch
 
 
@@ -140,7 +144,8 @@ def _pickle(obj, torch):
     class P(pickle.Pickler):
         def persistent_id(self, o):
             if isinstance(o, _StorageRef):
-                return ("storage", getattr(torch, o.stype), o.key, "cpu", o.numel)
+                pid = ("storage", getattr(torch, o.stype), o.key, "cpu", o.numel)
+                return pid if o.view is None else (*pid, o.view)
             return None
 
     buf = io.BytesIO()
@@ -204,6 +209,25 @@ def test_malicious_globals_are_never_called(tmp_path, monkeypatch, layout):
     builtin = "builtins"  # protocol 2 writes Python 2's names (__builtin__, commands), read as Python 3's
     assert got["eval"].name == f"{builtin}.eval" and got["popen"].name == "subprocess.Popen"
     assert got["nested"].name == f"{builtin}.getattr" and got["nested"].args[0].name == f"{builtin}.__import__"
+
+
+def test_legacy_v1_tensors_on_storage_views(tmp_path, monkeypatch):
+    """torch < 0.4's legacy files: _rebuild_tensor(storage, offset, size, stride) and storage
+    views, persistent id ("storage", type, root key, location, numel, (view key, offset, size))."""
+    torch = _torch_modules(monkeypatch)
+    values = np.arange(10, dtype=np.float32)
+    root = _StorageRef("7", "FloatStorage", values)
+    view = _StorageRef("7", "FloatStorage", values, view=("8", 4, 6))
+    pkl = _pickle({"a": _Tensor(view, 1, (2, 2), (1, 2), v1=True), "b": _Tensor(root, 0, (10,), (1,), v1=True)}, torch)
+    _write_legacy(tmp_path / "old.pth", pkl, [root])
+    got = pth.load(tmp_path / "old.pth")
+    np.testing.assert_array_equal(got["a"], [[5, 7], [6, 8]])
+    np.testing.assert_array_equal(got["b"], values)
+    bad = _StorageRef("7", "FloatStorage", values, view=("8", 4, 6))
+    pkl = _pickle({"a": _Tensor(bad, 4, (2, 2), (1, 2), v1=True)}, torch)  # reaches element 7 of a 6-element view
+    _write_legacy(tmp_path / "bad.pth", pkl, [root])
+    with pytest.raises(UserError, match=r"bad\.pth: a tensor reaches element 7 of storage 7\[4:10\], which has 6"):
+        pth.load(tmp_path / "bad.pth")
 
 
 def test_big_endian_zip(tmp_path, monkeypatch):
