@@ -1,7 +1,8 @@
 """PyTorch weight files (``.pth``) read without torch, and safely.
 
 `load` returns the object ``torch.save`` wrote, with every tensor as a NumPy array
-(its dtype, shape and values; strides and storage offsets applied, native little-endian),
+(its dtype, shape and values; strides and storage offsets applied; a C-contiguous copy in
+native byte order; bfloat16 / float8 as ml_dtypes' types),
 an ``nn.Parameter`` as its array and an ``OrderedDict`` as a dict. Both of torch's formats:
 
 * the zip format (torch >= 1.6): ``<name>/data.pkl`` (the object pickle; tensors refer to
@@ -14,11 +15,12 @@ an ``nn.Parameter`` as its array and an ``OrderedDict`` as a dict. Both of torch
   its element count (int64, little-endian) and its bytes (little-endian).
 
 Safety: a ``.pth`` is a pickle, and a pickle can name any function to call. Ours resolves
-only what weight files need (`_ALLOWED`: ``collections.OrderedDict``, torch's tensor and
-parameter rebuilders — our own NumPy versions —, storage type names and dtypes, a few
-harmless builtins); any other global becomes an `Unpickled` placeholder class that records
-its name and arguments and runs nothing. So the ``meta`` of an MMagic checkpoint (config
-objects, NumPy scalars) loads as placeholders while its tensors come through as arrays.
+only what weight files need (``collections.OrderedDict``, torch's tensor and parameter
+rebuilders — our own NumPy versions, `_REBUILDERS` —, storage type names and dtypes, a few
+harmless builtins, `_ALLOWED_BUILTINS`); any other global becomes an `Unpickled`
+placeholder class that records its name and arguments and runs nothing. So the ``meta`` of
+an MMagic checkpoint (config objects, NumPy scalars) loads as placeholders while its
+tensors come through as arrays. Tensors are bounds-checked against their storage's bytes.
 
 `state_dict` picks the name -> array mapping in a loaded file (BasicSR's ``params`` /
 ``params_ema``, MMagic's ``state_dict``, or a bare state dict); `strip_prefix` drops
@@ -176,7 +178,9 @@ class _Storage:
 
 
 class _Unpickler(pickle.Unpickler):
-    """The restricted unpickler: `find_class` resolves only `_allowed` names."""
+    """The restricted unpickler: `find_class` resolves only the names in `_ALLOWED_BUILTINS`,
+    `_REBUILDERS`, `_TENSOR_TYPES` and torch's storage / dtype names; anything else is an
+    `Unpickled` placeholder."""
 
     def __init__(self, file, source: str, storage, byteorder: str = "little"):
         super().__init__(file, encoding="latin1")  # legacy files from Python 2 store bytes as str
