@@ -204,3 +204,17 @@ def test_published_sizes_are_recognised_from_shapes():
     assert importer.infer_spec(vgg) == importer.Spec(
         "srvgg", 4, {"features": 64, "num_conv": 32, "act": "prelu"}
     )  # realesr-general-x4v3
+
+
+def test_a_pth_written_by_torch_imports_through_the_cli_to_the_authors_outputs(tmp_path):
+    """BasicSR's own file layout ({"params": ...}, torch's zip format; tests/data/pth/make_msrresnet_pth.py),
+    read without torch, recognised without --arch, scored against BasicSR's MSRResNet outputs."""
+    pth = pathlib.Path(__file__).parent / "data" / "pth" / "msrresnet_x4.pth"
+    run = tmp_path / "run"
+    assert cli.main(["import", str(pth), str(run)]) == 0
+    config, model, params, _ = load_run(str(run), None)
+    assert config.model.name == "msrresnet" and int(config.data.scale) == 4
+    with np.load(DATA / "msrresnet.npz") as f:
+        lr, want = f["input"], f["x4/output"]
+    out = np.asarray(jax.jit(model.apply)({"params": params}, lr[None])[0])
+    assert float(np.max(np.abs(out - want))) <= 1e-4
