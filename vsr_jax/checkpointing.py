@@ -565,3 +565,17 @@ def load_params(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
     """(config dict, params, step) of `load_model`."""
     config, _, params, step = load_model(workdir, step)
     return config.to_dict(), params, step
+
+
+def write_run(workdir: str, config, params: Any, *, step: int = 0, metadata: dict | None = None) -> None:
+    """A run folder holding `config` and one checkpoint of `params` at `step` (what vsr-eval
+    and vsr-upscale read with `checkpointing.load_model`); `metadata` goes with the step."""
+    params = jax.tree.map(jnp.asarray, params)
+    ckpt = Checkpointer(workdir, save_every=1, async_save=False)
+    try:
+        state = {"params": params, "step": jnp.asarray(step)}
+        ckpt.save(step, state, config.to_dict(), {**(metadata or {}), "step": step}, force=True)
+    except BaseException:
+        ckpt.close(quiet=True)
+        raise
+    ckpt.close()

@@ -275,25 +275,6 @@ def abstract_params(config) -> Any:
     return jax.eval_shape(model.init, jax.random.key(0), lr)["params"]
 
 
-def write_run(workdir: str, config, params: Any, *, step: int = 0, metadata: Mapping | None = None) -> None:
-    """A run folder holding `config` and one checkpoint of `params` at `step` (what vsr-eval
-    and vsr-upscale read with `checkpointing.load_model`); `metadata` goes with the step."""
-    import jax
-    import jax.numpy as jnp
-
-    from vsr_jax import checkpointing
-
-    params = jax.tree.map(jnp.asarray, params)
-    ckpt = checkpointing.Checkpointer(workdir, save_every=1, async_save=False)
-    try:
-        state = {"params": params, "step": jnp.asarray(step)}
-        ckpt.save(step, state, config.to_dict(), {**(metadata or {}), "step": step}, force=True)
-    except BaseException:
-        ckpt.close(quiet=True)
-        raise
-    ckpt.close()
-
-
 def _refuse_existing(run_dir: str) -> None:
     if os.path.exists(run_dir) and not (os.path.isdir(run_dir) and not os.listdir(run_dir)):
         raise UserError(f"{run_dir} already exists and is not empty; choose a new run folder (nothing is overwritten)")
@@ -330,6 +311,7 @@ def import_weights(
     """Writes `run_dir` from the weight file `path` (see the module docstring); returns the
     spec and the converted params. UserError (one line, nothing written) when the file does
     not fit, the config would not validate, or `run_dir` exists and is not empty."""
+    from vsr_jax import checkpointing
     from vsr_jax.pretrained import convert
 
     _refuse_existing(run_dir)
@@ -365,7 +347,7 @@ def import_weights(
     }
     existed = os.path.isdir(run_dir)
     try:
-        write_run(run_dir, config, params, step=0, metadata=metadata)
+        checkpointing.write_run(run_dir, config, params, step=0, metadata=metadata)
     except BaseException:
         if existed:  # it was empty: leave it empty
             for name in os.listdir(run_dir):

@@ -46,8 +46,7 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
     import jax
     import jax.numpy as jnp
 
-    from vsr_jax import config_lib, models
-    from vsr_jax.pretrained import importer
+    from vsr_jax import checkpointing, config_lib, models
 
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
@@ -58,7 +57,7 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
     params = jax.tree.unflatten(
         tree, [x + noise * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
     )
-    importer.write_run(workdir, config, params, step=step)
+    checkpointing.write_run(workdir, config, params, step=step)
 
 
 def write_clip(path: str, frames: int, height: int, width: int, rate: int = 25) -> None:
