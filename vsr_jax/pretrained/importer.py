@@ -300,21 +300,18 @@ def convert_for(sd: Mapping[str, Any], spec: Spec, what: str) -> dict:
     return convert.state_dict_to_params(sd, prelu=prelu, skip=skip)
 
 
-def import_weights(
+def prepare(
     path: str,
-    run_dir: str,
     *,
     arch: str | None = None,
     scale: int | None = None,
     options: Mapping[str, Any] | None = None,
-) -> tuple[Spec, dict]:
-    """Writes `run_dir` from the weight file `path` (see the module docstring); returns the
-    spec and the converted params. UserError (one line, nothing written) when the file does
-    not fit, the config would not validate, or `run_dir` exists and is not empty."""
-    from vsr_jax import checkpointing
+) -> tuple[Spec, Any, dict]:
+    """(spec, config, params) of the weight file `path`, in memory: read, the architecture
+    and options worked out (the registry's when the file's name is a published one), converted
+    and checked against the model of that config. UserError (one line) when it does not fit."""
     from vsr_jax.pretrained import convert
 
-    _refuse_existing(run_dir)
     what = os.path.basename(path)
     sd = read_state_dict(path)
     entry = _registry_entry(path)
@@ -334,6 +331,46 @@ def import_weights(
     config = make_config(spec)
     params = convert_for(sd, spec, what)
     convert.check_params(params, abstract_params(config), what)
+    return spec, config, params
+
+
+def load_weights(
+    path: str,
+    *,
+    arch: str | None = None,
+    scale: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    dtype: str | None = None,
+) -> tuple[Any, Any, dict]:
+    """(config, model, params) of the weight file `path` with no run folder (`prepare`, then
+    the model built from the config; `dtype="bfloat16"` computes in bfloat16)."""
+    from vsr_jax import config_lib, models
+
+    _, config, params = prepare(path, arch=arch, scale=scale, options=options)
+    kwargs = config_lib.model_kwargs(config)
+    if dtype:
+        kwargs = {**kwargs, "dtype": dtype}
+    model = models.create_model(config.model.name, int(config.data.scale), kwargs)
+    return config, model, params
+
+
+def import_weights(
+    path: str,
+    run_dir: str,
+    *,
+    arch: str | None = None,
+    scale: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[Spec, dict]:
+    """Writes `run_dir` from the weight file `path` (see the module docstring); returns the
+    spec and the converted params. UserError (one line, nothing written) when the file does
+    not fit, the config would not validate, or `run_dir` exists and is not empty."""
+    from vsr_jax import checkpointing
+
+    _refuse_existing(run_dir)
+    what = os.path.basename(path)
+    entry = _registry_entry(path)
+    spec, config, params = prepare(path, arch=arch, scale=scale, options=options)
     _refuse_existing(run_dir)  # again: just before writing
     metadata = {
         "imported_from": {
