@@ -7,11 +7,17 @@ trained model, with bounded memory, the audio kept, and resume after a crash.
     vsr-upscale frames_in/ -o OUT.mp4 --workdir=RUN --fps=30
     vsr-upscale videos/ -o upscaled/ --workdir=RUN          # every video of a folder
     vsr-upscale BIG.mp4 -o OUT.mp4 --workdir=RUN --tile=256 --tile_pad=24 --bf16
+    vsr-upscale IN.mp4 -o OUT.mp4 --weights=RealESRGAN_x4plus.pth  # a published weight file
+    vsr-upscale IN.mp4 -o OUT.mp4 --model=realesr-animevideov3     # by name: downloaded once
 
 Run the same command again after an interruption to continue where it stopped (see
 `vsr_jax.upscale.job`). Errors in the input print one line and exit with status 1.
-The run folder may come from elsewhere: the model is built from its checkpoint's config,
-sizes are checked before any array is read, and paths in that config are not used.
+The model is one of --workdir (a run folder), --weights (a .pth/.npz state_dict, its
+architecture and scale worked out from its keys and shapes as `python -m vsr_jax.pretrained
+import` does) or --model (a name of `python -m vsr_jax.pretrained list`, fetched into the
+weights cache on first use, then read as --weights). The run folder may come from
+elsewhere: the model is built from its checkpoint's config, sizes are checked before any
+array is read, and paths in that config are not used.
 Orbax's notices about opening the run read-only show only with `-v 1`.
 """
 
@@ -32,6 +38,12 @@ _OUTPUT = flags.DEFINE_string(
     "output", None, "Output video (.mp4/.mkv/.mov/.webm) or folder of PNG frames.", short_name="o"
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run whose checkpoint to use (its config is inside).")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", None, "A published weight file (.pth/.npz state_dict) to upscale with, instead of a run."
+)
+_MODEL = flags.DEFINE_string(
+    "model", None, "A published model by name (python -m vsr_jax.pretrained list), downloaded on first use."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
 _CODEC = flags.DEFINE_string(
     "codec", "", "Video encoder: libx264, libx265, libvpx-vp9, libsvtav1 (default: by extension)."
@@ -91,6 +103,57 @@ def load_model(workdir: str, step: int | None, bf16: bool):
     label = f"{os.path.realpath(workdir)}@{step}{'/bf16' if bf16 else ''}"
     log(f"model: {config.model.name} x{config.data.scale} from {workdir} step {step}{' (bfloat16)' if bf16 else ''}")
     return job.Model(model, params, int(config.data.num_frames), label)
+
+
+def weights_model(path: str, bf16: bool, name: str = ""):
+    """The model of a weight file (`importer.load_weights`) as a `job.Model`; its resume label
+    names the file's real path, size and mtime, so that other weights start a job over."""
+    from vsr_jax.pretrained import importer
+    from vsr_jax.upscale import job
+
+    if not os.path.isfile(path):
+        raise UserError(f"--weights: no weight file {path}")
+    config, model, params = importer.load_weights(path, dtype="bfloat16" if bf16 else None)
+    st = os.stat(path)
+    label = f"weights:{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}{'/bf16' if bf16 else ''}"
+    log(
+        f"model: {config.model.name} x{config.data.scale} from {name or path}"
+        f"{' (' + path + ')' if name else ''}{' (bfloat16)' if bf16 else ''}"
+    )
+    return job.Model(model, params, int(config.data.num_frames), label)
+
+
+def registry_model(entry, bf16: bool, progress: bool = True):
+    """The published model `entry` (a `registry.Entry`, or its name): its file fetched into the
+    weights cache (`download.fetch`) unless there already, then `weights_model`. Entries with
+    no known sha256 are read unverified (said in a log line): the file goes through the
+    restricted unpickler, which runs no code, and its keys and shapes are checked."""
+    from vsr_jax.pretrained import download, registry
+
+    if isinstance(entry, str):
+        entry = registry.get(entry)
+    path = download.fetch(entry.url, sha256=entry.sha256, allow_unverified=entry.sha256 is None, progress=progress)
+    if entry.sha256 is None and download.hash_prefix_from_name(entry.filename) is None:
+        log(f"{entry.name}: {path} is not hash-verified (no published sha256); its keys and shapes are checked")
+    return weights_model(path, bf16, name=entry.name)
+
+
+def choose_model(workdir: str | None, step: int | None, weights: str | None, name: str | None, bf16: bool):
+    """The model of exactly one of --workdir / --weights / --model."""
+    given = [f for f, v in (("--workdir", workdir), ("--weights", weights), ("--model", name)) if v]
+    if len(given) > 1:
+        raise UserError(f"give one of --workdir, --weights, --model, not {' and '.join(given)}")
+    if not given:
+        raise UserError(
+            "--workdir (a training run), --weights (a weight file) or --model (a published name) is required"
+        )
+    if step is not None and not workdir:
+        raise UserError("--step picks a checkpoint of a --workdir run; a weight file has none")
+    if weights:
+        return weights_model(weights, bf16)
+    if name:
+        return registry_model(name, bf16, progress=_PROGRESS.value)
+    return load_model(workdir, step, bf16)
 
 
 def _options():
@@ -187,7 +250,7 @@ def main(argv):
             _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
         )
         paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
-        model = load_model(_WORKDIR.value, _STEP.value, _BF16.value)
+        model = choose_model(_WORKDIR.value, _STEP.value, _WEIGHTS.value, _MODEL.value, _BF16.value)
         options = _options()
         if batch:
             os.makedirs(_OUTPUT.value, exist_ok=True)
