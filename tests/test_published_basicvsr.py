@@ -6,37 +6,26 @@ the weights are rebuilt here with NumPy by the script's own `seeded_state_dict`,
 against its checksums. No torch needed.
 """
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests import published_helpers as ph
 from vsr_jax import models
 from vsr_jax.errors import UserError
 from vsr_jax.models import spynet
 from vsr_jax.pretrained import convert
 
-DATA = pathlib.Path(__file__).parent / "data" / "published"
 SKIP = spynet.buffer_keys("spynet.")
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("make_basicvsr", DATA / "make_basicvsr.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # numpy only at import; torch only in its main()
-    return module
-
-
-recipe = _load_recipe()
+recipe = ph.recipe("basicvsr")
 
 
 @pytest.fixture(scope="module")
 def ref():
-    with np.load(DATA / "basicvsr.npz") as f:
-        return dict(f)
+    return ph.fixture("basicvsr")
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +40,7 @@ def narrow():
 
 
 def abstract_params(model, shape=(1, 2, 40, 40, 3)):
-    lr = jax.ShapeDtypeStruct(shape, jnp.float32)
-    return jax.eval_shape(model.init, jax.random.key(0), lr)["params"]
+    return ph.abstract_params(model.init, shape)
 
 
 def test_equals_basicsr(ref, state_dict):

@@ -1,24 +1,19 @@
 """`edsr` equals BasicSR 1.4.2's EDSR on the same weights (fixture made by
 tests/data/published/make_edsr.py with the authors' package; no torch needed here)."""
 
-import pathlib
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests import published_helpers as ph
 from vsr_jax import models
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import convert
 
-FIXTURE = pathlib.Path(__file__).parent / "data" / "published" / "edsr.npz"
-
 
 @pytest.fixture(scope="module")
 def ref():
-    with np.load(FIXTURE) as f:
-        return dict(f)
+    return ph.fixture("edsr")
 
 
 def state_dict(ref, scale):
@@ -27,8 +22,7 @@ def state_dict(ref, scale):
 
 
 def abstract_params(model, lr_shape):
-    lr = jax.ShapeDtypeStruct(lr_shape, jnp.float32)
-    return jax.eval_shape(model.init, jax.random.key(0), lr)["params"]
+    return ph.abstract_params(model.init, lr_shape)
 
 
 def param_count(model):

@@ -6,35 +6,22 @@ here with NumPy by the script's own `seeded_state_dict`, checked against its che
 No torch needed.
 """
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests import published_helpers as ph
 from vsr_jax.errors import UserError
 from vsr_jax.models import spynet
 from vsr_jax.pretrained import convert
 
-DATA = pathlib.Path(__file__).parent / "data" / "published"
-
-
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("make_spynet", DATA / "make_spynet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # numpy only at import; torch only in its main()
-    return module
-
-
-recipe = _load_recipe()
+recipe = ph.recipe("spynet")
 
 
 @pytest.fixture(scope="module")
 def ref():
-    with np.load(DATA / "spynet.npz") as f:
-        return dict(f)
+    return ph.fixture("spynet")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +32,7 @@ def state_dict(ref):
 
 
 def abstract_params(shape=(1, 64, 64, 3)):
-    x = jax.ShapeDtypeStruct(shape, jnp.float32)
-    return jax.eval_shape(spynet.SpyNet().init, jax.random.key(0), x, x)["params"]
+    return ph.abstract_params(spynet.SpyNet().init, shape, shape)
 
 
 def test_param_paths_and_count(ref, state_dict):

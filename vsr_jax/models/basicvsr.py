@@ -37,24 +37,13 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vsr_jax.models import layers, register
+from vsr_jax.models.msrresnet import ResidualBlockNoBN
 from vsr_jax.models.spynet import SpyNet, resize_bilinear
 from vsr_jax.models.warp import warp
 
 
 def _lrelu(x):
     return nn.leaky_relu(x, 0.1)
-
-
-class ResidualBlockNoBN(nn.Module):
-    """BasicSR's ResidualBlockNoBN (res_scale 1): x + conv2(relu(conv1(x))), 3×3 convs with bias."""
-
-    features: int
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x):
-        y = nn.relu(layers.Conv(self.features, 3, dtype=self.dtype, name="conv1")(x))
-        return x + layers.Conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
 
 
 class ConvResidualBlocks(nn.Module):
@@ -68,7 +57,7 @@ class ConvResidualBlocks(nn.Module):
     def __call__(self, x):
         x = _lrelu(layers.Conv(self.features, 3, dtype=self.dtype, name="main_0")(x))
         for i in range(self.num_block):
-            x = ResidualBlockNoBN(self.features, self.dtype, name=f"main_2_{i}")(x)
+            x = ResidualBlockNoBN(self.features, dtype=self.dtype, name=f"main_2_{i}")(x)
         return x
 
 
