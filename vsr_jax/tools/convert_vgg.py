@@ -3,8 +3,9 @@
     python -m vsr_jax.tools.convert_vgg IN OUT.npz [--depth=19]
 
 IN is a Keras applications .h5 (e.g. vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5),
-a torchvision .pth (e.g. vgg19-dcbb9e9d.pth; read without torch by `vsr_jax.pretrained.pth`) or one of our .npz files. The
-depth is read from the file unless given. OUT holds ``conv1_1/kernel`` (HWIO), ``conv1_1/bias``,
+a torchvision .pth (e.g. vgg19-dcbb9e9d.pth; read without torch by `vsr_jax.pretrained.pth`)
+or one of our .npz files. The depth is read from the file unless given. OUT holds
+``conv1_1/kernel`` (HWIO), ``conv1_1/bias``,
 ... and ``input_mode`` ("caffe" for Keras files, "torch" for torchvision ones); it is written
 to a temporary file and renamed, so a failed run leaves no partial OUT. Bad input prints one
 line on stderr and exits 1.
