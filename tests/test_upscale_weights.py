@@ -59,7 +59,7 @@ def weights_dir(tmp_path, monkeypatch):
 
 def test_model_with_a_wrong_file_in_the_cache_is_one_line(weights_dir, capsys):
     from vsr_jax.pretrained import registry
-    from vsr_jax.upscale import __main__ as cli
+    from vsr_jax.upscale import sources as cli
 
     entry = registry.get("RealESRGAN_x4plus_anime_6B")
     shutil.copy(PTH, weights_dir / entry.filename)  # an MSRResNet where an RRDBNet belongs
@@ -71,7 +71,7 @@ def test_model_with_a_wrong_file_in_the_cache_is_one_line(weights_dir, capsys):
 
 def test_model_offline_says_where_to_put_the_file(weights_dir):
     from vsr_jax.pretrained import registry
-    from vsr_jax.upscale import __main__ as cli
+    from vsr_jax.upscale import sources as cli
 
     with socket.socket() as s:  # a port nothing listens on: no network is reached
         s.bind(("127.0.0.1", 0))
@@ -100,7 +100,7 @@ def test_two_model_sources_are_one_line(tmp_path):
 
 
 def test_two_model_sources_in_process():
-    from vsr_jax.upscale import __main__ as cli
+    from vsr_jax.upscale import sources as cli
 
     with pytest.raises(UserError) as e:
         cli.choose_model("run", None, None, "realesr-animevideov3", False)
