@@ -65,13 +65,18 @@ def hash_prefix_from_name(filename: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _sha256_stream(f) -> str:
+    """The hex sha256 of what an open binary file holds from here on (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """The hex sha256 of a file (read in chunks)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return _sha256_stream(f)
 
 
 def _filename_from_url(url: str) -> str:
@@ -159,10 +164,7 @@ def _hash_existing(target: str, url: str) -> str | None:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise UserError(f"{target} exists and is not a regular file; remove it or put the file from {url} there")
-        h = hashlib.sha256()
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return _sha256_stream(f)
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:

@@ -27,7 +27,6 @@ one, else from ``options``; EDSR's ``res_scale`` is the authors' for their two s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vsr_jax.errors import UserError
+from vsr_jax.pretrained import download
 
 ARCHS = ("basicvsr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in this order
 VIDEO_FRAMES = {"basicvsr": 7}  # data.num_frames of video models (BasicSR's test clips); image models: 1
@@ -58,14 +58,6 @@ class Spec:
 
 
 # ------------------------------------------------------------------------ reading
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
@@ -375,7 +367,7 @@ def import_weights(
     metadata = {
         "imported_from": {
             "file": what,
-            "sha256": sha256_of(path),
+            "sha256": download.sha256_file(path),
             "arch": spec.arch,
             "scale": spec.scale,
             "options": dict(spec.kwargs),
