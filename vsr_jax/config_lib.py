@@ -60,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.pixel_weight = 1.0
     c.loss.charbonnier_eps = 1e-3
     # perceptual loss on VGG features (SRGAN/ESRGAN); needs loss.vgg_weights (see README)
+    c.data.reds_val = "REDS4"  # reds (data.path = ROOT with train_sharp/): held-out clips, REDS4 | official (240-269)
     c.loss.perceptual_weight = 0.0  # 0 = off
     c.loss.vgg_weights = ""  # Keras *_notop.h5, torchvision .pth or our .npz (vsr_jax.tools.convert_vgg)
     c.loss.vgg_depth = 19  # 16 | 19

@@ -31,7 +31,7 @@ import numpy as np
 from vsr_jax.data import augment, degrade, sources
 from vsr_jax.errors import ConfigError, UserError
 
-DATASETS = ("sample", "video_folder", "vimeo90k", "cats_vs_dogs")
+DATASETS = ("sample", "video_folder", "vimeo90k", "reds", "cats_vs_dogs")
 SPLITS = ("train", "test")
 
 
@@ -79,6 +79,10 @@ def make_source(data, split: str):
         from vsr_jax.data import video_folder
 
         return video_folder.make_source(data, split)
+    if data.name == "reds":
+        from vsr_jax.data import reds
+
+        return reds.make_source(data, split)
     if data.name == "vimeo90k":
         from vsr_jax.data import vimeo90k
 
