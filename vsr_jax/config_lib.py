@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.cache_dir = ""  # decoded frames; default ~/.cache/vsr_jax
     c.data.cut_threshold = 30.0  # mean |frame difference| (0–255) above which a scene cut is declared
     c.data.val_percent = 10  # share of files held out for evaluation (by a hash of the file name)
+    c.data.reds_val = "REDS4"  # reds (data.path = ROOT with train_sharp/): held-out clips, REDS4 | official (240-269)
     # TFDS datasets (vimeo90k, cats_vs_dogs)
     c.data.manual_dir = ""  # vimeo90k: where vimeo_septuplet.zip (or its unpacked folder) is
     c.data.tfds_data_dir = ""  # where TFDS keeps prepared datasets; default ~/tensorflow_datasets
@@ -60,7 +61,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.pixel_weight = 1.0
     c.loss.charbonnier_eps = 1e-3
     # perceptual loss on VGG features (SRGAN/ESRGAN); needs loss.vgg_weights (see README)
-    c.data.reds_val = "REDS4"  # reds (data.path = ROOT with train_sharp/): held-out clips, REDS4 | official (240-269)
     c.loss.perceptual_weight = 0.0  # 0 = off
     c.loss.vgg_weights = ""  # Keras *_notop.h5, torchvision .pth or our .npz (vsr_jax.tools.convert_vgg)
     c.loss.vgg_depth = 19  # 16 | 19
