@@ -1,9 +1,11 @@
 """`python -m vsr_jax.pretrained list|import`: published weight files in vsr_jax.
 
-``list``: the published weight files vsr_jax knows by name. For each: our architecture and
-scale, the task it was trained for, its parameters (counted from our port, so the size of
-its float32 weights), the published score it was reported with, its source and licence,
-and the authors' URL. Nothing is downloaded.
+``list [--json|--markdown]``: the published weight files vsr_jax knows by name. For each: our
+architecture and scale, the task it was trained for, where it comes from and its licence, the
+published score it was reported with (and where), its size (the float32 parameters of our
+port, counted, when the release page gives none) and whether it is in the weights cache
+already; ``--json`` adds the URLs, the cache paths and how each file is verified. Nothing is
+downloaded. Files marked "by hand" are on Google Drive only: put them at their cache path.
 
 ``import FILE RUN_DIR [--arch=NAME] [--scale=N] [--options=k=v,...]``: a state_dict (.pth or
 .npz) -> a run folder (config + checkpoint) that ``vsr-eval --workdir=RUN_DIR`` and
@@ -14,6 +16,7 @@ and the authors' URL. Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -21,28 +24,99 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
-def rows() -> list[dict]:
+@functools.cache
+def _count_params(arch: str, scale: int, kwargs: tuple) -> int:
     from vsr_jax import models
     from vsr_jax.models import stats
+
+    return stats.count_params(models.create_model(arch, scale, dict(kwargs)))
+
+
+def rows() -> list[dict]:
+    """One dict per registry entry: the table's columns, and everything else the entry says."""
+    from vsr_jax import models
     from vsr_jax.pretrained import registry
 
     out = []
     for e in registry.ENTRIES.values():
-        params = stats.count_params(models.create_model(e.arch, e.scale, e.kwargs))
+        params = None
+        if e.runnable and e.arch in models.available():
+            params = _count_params(e.arch, e.scale, tuple(sorted(e.kwargs.items())))
         out.append(
             {
                 "name": e.name,
                 "arch": e.arch,
-                "scale": e.scale,
+                "scale": e.scale or None,
                 "task": e.task,
                 "params": params,
-                "mb": params * 4 / 1e6,
+                "mb": None if params is None else params * 4 / 1e6,
+                "size": e.size,
                 "score": e.score,
+                "origin": e.origin,
+                "licence": e.licence,
                 "source": e.source,
                 "url": e.url,
+                "file": e.filename,
+                "twin": e.twin,
+                "manual": e.manual,
+                "verified_by": e.verified_by,
+                "sha256": e.sha256,
+                "runnable": e.runnable and e.arch in models.available(),
+                "cached": registry.is_cached(e),
+                "cache_path": registry.cache_path(e),
             }
         )
     return out
+
+
+def _size(r: dict) -> str:
+    if r["size"]:
+        return f"{r['size'] / 1e6:.1f} MB"
+    return f"~{r['mb']:.1f} MB" if r["mb"] is not None else "—"
+
+
+def _scale(r: dict) -> str:
+    return f"×{r['scale']}" if r["scale"] else "—"
+
+
+def markdown(table: list[dict]) -> list[str]:
+    """The README's table (no machine-specific columns)."""
+    lines = [
+        "| name | architecture | scale | task | source, licence | published score | params | get |",
+        "|---|---|---:|---|---|---|---:|---|",
+    ]
+    for r in table:
+        params = f"{r['params']:,}" if r["params"] is not None else "—"
+        get = "by hand" if r["manual"] else "download"
+        lines.append(
+            f"| {r['name']} | `{r['arch']}` | {_scale(r)} | {r['task']} | {r['origin']}, {r['licence']} | "
+            f"{r['score']} | {params} | {get} |"
+        )
+    return lines
+
+
+def text(table: list[dict], folder: str) -> list[str]:
+    """An aligned plain-text table for a terminal, with whether each file is in the cache."""
+    head = ("name", "arch", "scale", "task", "source, licence", "size", "cache", "published score")
+    body = [
+        (
+            r["name"],
+            r["arch"],
+            _scale(r),
+            r["task"],
+            f"{r['origin']}, {r['licence']}",
+            _size(r),
+            "yes" if r["cached"] else ("by hand" if r["manual"] else "-"),
+            r["score"],
+        )
+        for r in table
+    ]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in [head, *body]]
+    lines.append(
+        f"cache: {folder} (size: ~ float32 params of our port; 'by hand': put the file there, see --json for the page)"
+    )
+    return [line.rstrip() for line in lines]
 
 
 def main(argv=None) -> int:
@@ -50,7 +124,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lister = sub.add_parser("list", help="the published weight files known by name")
-    lister.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    form = lister.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON (every field of every entry)")
+    form.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
     imp = sub.add_parser("import", help="a state_dict (.pth/.npz) -> a run folder for vsr-eval/vsr-upscale")
     imp.add_argument("file", help="the weight file: a PyTorch .pth or an .npz state_dict")
     imp.add_argument("run_dir", help="the run folder to write (new or empty; never overwritten)")
@@ -60,17 +136,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_command(args, prog)
+    from vsr_jax.pretrained import download
+
     table = rows()
     if args.json:
         print(json.dumps(table, indent=1))
-        return 0
-    print("| name | architecture | scale | task | params | float32 MB | published score | source |")
-    print("|---|---|---:|---|---:|---:|---|---|")
-    for r in table:
-        print(
-            f"| {r['name']} | `{r['arch']}` | ×{r['scale']} | {r['task']} | {r['params']:,} | {r['mb']:.1f} | "
-            f"{r['score']} | {r['source']} |"
-        )
+    elif args.markdown:
+        print("\n".join(markdown(table)))
+    else:
+        print("\n".join(text(table, download.weights_dir())))
     return 0
 
 

@@ -14,6 +14,10 @@ deleted. Authors often put the first hex digits of the sha256 in the file name
 (``spynet_sintel_final-3d2a1287.pth``, ``vgg19-dcbb9e9d.pth``): with no hash given, that
 prefix is checked (`hash_prefix_from_name`).
 
+A file published only on a page for people (Google Drive: no link a program can follow) is
+fetched with ``manual=True``: nothing is downloaded; the file put at the cache path by hand is
+verified and used, and until then one line names the page and that path.
+
 Every failure a user can meet (offline, HTTP error, time-out, wrong hash, a bad file or a
 symbolic link at the cache path) is a one-line `vsr_jax.errors.UserError` naming the URL
 and the exact path where a good copy can be put by hand. The cache path is never followed
@@ -267,6 +271,9 @@ def fetch(
     progress: bool = True,
     timeout: float = TIMEOUT_S,
     allow_unverified: bool = False,
+    manual: bool = False,
+    label: str = "",
+    page_file: str = "",
 ) -> str:
     """The local path of the file at `url`, verified, in the cache folder (see the module docstring).
 
@@ -274,7 +281,10 @@ def fetch(
     name, ``name-<hex>.ext``, when neither is given). A file with no known hash is refused
     (ValueError) unless `allow_unverified`. `filename`: the name in the cache (default: the
     URL's last path component). `progress`: a tqdm bar on stderr. `timeout`: seconds per
-    socket operation.
+    socket operation. `manual`: `url` is a page for a person (Google Drive), not a file: nothing
+    is downloaded, and a file missing from the cache is one line naming the page and the exact
+    path to put it at (`page_file`: the file's name on that page when it is not the cache name).
+    `label`: what messages call the file (default: its name).
     """
     name = _check_filename(filename if filename is not None else _filename_from_url(url), url)
     expected, full = _expected(sha256, hash_prefix, name)
@@ -291,6 +301,11 @@ def fetch(
         raise UserError(
             f"{target} does not match {url}: its sha256 is {existing}, expected {_describe(expected, full)}; "
             f"delete it, or put a good copy there"
+        )
+    if manual:
+        raise UserError(
+            f"{label or name} is published only on a web page that programs cannot download from: open {url}, "
+            f"download {page_file or name} and put it at {target}"
         )
 
     try:
