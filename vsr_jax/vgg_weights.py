@@ -1,4 +1,4 @@
-"""Loading pretrained VGG16/VGG19 weights for `vsr_jax.models.vgg.VGGFeatures` (never downloads).
+"""Loading pretrained VGG16/VGG19 weights for `vsr_jax.models.vgg.VGGFeatures`.
 
 `load_vgg_params(path, depth)` returns ``(params, input_mode)``: ``params`` is
 ``{"conv1_1": {"kernel": (3, 3, Cin, Cout) HWIO, "bias": (Cout,)}, ...}`` as float32 numpy
@@ -23,6 +23,13 @@ arrays for every conv of the network, to be used as ``{"params": params}``, and
   `vsr_jax.pretrained.pth` (both of torch's formats; nothing in the file is executed).
 * our ``.npz`` (written by `save_vgg_params` / the converter): ``conv1_1/kernel`` (HWIO),
   ``conv1_1/bias``, ... and ``input_mode``, a 0-d string array.
+
+A name instead of a path, ``"vgg19"`` or ``"vgg16"`` (``""``: ``vgg{depth}``), is torchvision's
+file of that depth (`TORCH_URLS`, as BasicSR's perceptual loss uses), fetched once into the
+weights cache by `vsr_jax.pretrained.download.fetch` (sha256 prefix of its name verified) and
+read from there afterwards; offline, one line gives the URL and the exact path to put the file
+at, or a file of one's own can be named instead (`--config.loss.vgg_weights=FILE`). A file
+that exists under the name itself (``./vgg19``) is read as a file.
 
 Every problem (missing file, unknown format, a layer missing for the depth, a file of the
 other depth, wrong shapes) is a one-line `vsr_jax.errors.UserError`.
@@ -54,6 +61,7 @@ TORCH_URLS = {
     16: "https://download.pytorch.org/models/vgg16-397923af.pth",
     19: "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
 }
+TORCH_NAMES = {"vgg16": 16, "vgg19": 19}  # names that fetch TORCH_URLS[depth] into the weights cache
 FORMAT_INPUT_MODES = {"keras": "caffe", "torch": "torch"}
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -98,11 +106,41 @@ def torch_state_dict_to_params(
     return _check(found, depth, widths, source)
 
 
+def fetch_torchvision(depth: int, *, progress: bool = True, cache_dir: str | os.PathLike | None = None) -> str:
+    """The path of torchvision's VGG{depth} file in the weights cache, downloaded on first use
+    (`TORCH_URLS`; the sha256 prefix in its name is checked). UserError (one line) offline."""
+    from vsr_jax.pretrained import download
+
+    if depth not in TORCH_URLS:
+        raise UserError(f"VGG depth must be 16 or 19, got {depth!r}")
+    try:
+        return download.fetch(TORCH_URLS[depth], progress=progress, cache_dir=cache_dir)
+    except UserError as e:
+        raise UserError(
+            f"VGG{depth} weights for the perceptual loss: {e}; or give a weight file of your own with "
+            "--config.loss.vgg_weights=FILE (Keras .h5, torchvision .pth or vsr_jax .npz)"
+        ) from None
+
+
+def resolve_vgg_weights(setting: str | os.PathLike, depth: int | None = None) -> pathlib.Path:
+    """The file a ``loss.vgg_weights`` setting names: a path (``~`` expanded), or for ``""``,
+    ``"vgg16"`` or ``"vgg19"`` (when no such file exists) torchvision's file of that depth
+    (``""``: ``depth``, default 19) from the weights cache, fetched on first use."""
+    text = os.fspath(setting)
+    if not text:
+        return pathlib.Path(fetch_torchvision(depth or 19))
+    if text in TORCH_NAMES and not os.path.lexists(text):
+        return pathlib.Path(fetch_torchvision(TORCH_NAMES[text]))
+    return pathlib.Path(os.path.expanduser(text))
+
+
 def load_vgg_params(
     path: str | os.PathLike, depth: int | None = None, widths: Sequence[int] | None = None
 ) -> tuple[Params, str]:
     """Reads a VGG weight file (Keras .h5, torchvision .pth or our .npz) -> ``(params, input_mode)``.
 
+    ``path``: a file, or a name (``"vgg19"``, ``"vgg16"``; ``""``: ``vgg{depth}``) for
+    torchvision's file, fetched into the weights cache on first use (`resolve_vgg_weights`).
     ``depth``: 16 or 19, None to take it from the file. ``widths``: the five block widths the
     model expects (`VGGFeatures.widths`); None accepts any consistent widths (the file's).
     Raises UserError for a missing or unreadable file, a layer missing for ``depth``, a file
@@ -110,7 +148,7 @@ def load_vgg_params(
     """
     if depth is not None and depth not in VGG_BLOCKS:
         raise UserError(f"VGG depth must be 16 or 19, got {depth!r}")
-    path = pathlib.Path(path)
+    path = resolve_vgg_weights(path, depth)
     source = str(path)
     kind = _sniff(path, depth)
     if kind == "keras":
@@ -187,8 +225,9 @@ def _sniff(path: pathlib.Path, depth: int | None) -> str:
     if not path.exists():
         d = depth or 19
         raise UserError(
-            f"VGG weight file {path} not found; download the Keras VGG{d} weights {KERAS_URLS[d]} "
-            f"or torchvision's {TORCH_URLS[d]} and give its path (nothing is downloaded at run time)"
+            f"VGG weight file {path} not found; give the path of the Keras VGG{d} weights {KERAS_URLS[d]} "
+            f"or of torchvision's {TORCH_URLS[d]}, or the name vgg{d} to download torchvision's into the "
+            "weights cache"
         )
     if path.is_dir():
         raise UserError(f"VGG weight file {path} is a folder, not a file")
