@@ -6,6 +6,8 @@
     vsr-eval --workdir='runs/*' --compare_out=runs/compare   # one table over runs
     vsr-eval --workdir=RUN --dataset=vid4 --data_dir=~/data/Vid4 --degradation=bd
     vsr-eval --pred_dir=OUT --gt_dir=GT         # someone else's outputs, no model
+    vsr-eval --weights=BasicVSR_REDS4-543c8261.pth --dataset=reds4 --data_dir=~/data/REDS4
+    vsr-eval --model=NAME --dataset=vid4 --data_dir=~/data/Vid4 --out=scores/   # a registry name
 
 Everything about the model comes from the workdir: the config is saved inside every
 checkpoint, so the training config file is never needed. The generator's EMA is used when
@@ -13,6 +15,17 @@ the run kept one. Per checkpoint it writes RUN/eval/<step>/metrics.json (every m
 clip and the mean over clips), metrics.csv, a figure (LR nearest / bicubic / SR / HR) and
 TensorBoard scalars under RUN/eval; other test sets go to RUN/eval/<step>/<dataset>/.
 Protocol: `vsr_jax.evaluate` (BasicSR's PSNR/SSIM, Y and RGB; TecoGAN's tOF).
+
+A published weight file (--weights=FILE.pth, or --model=NAME from `python -m
+vsr_jax.pretrained list`, fetched into the weights cache) is scored with no run folder: its
+architecture comes from its keys (`pretrained.importer.load_weights`). It has no held-out
+split, so --dataset is required. The defaults then follow the test set's published protocol
+(`datasets.PROTOCOLS`, printed with its source): Vid4 and UDM10 Y channel, REDS4 RGB, crop
+border 0, UDM10 with BD LR, Vimeo-90K the centre frame; --channel, --crop_border,
+--degradation and --[no]center_frame override them. Video models see each clip whole in one
+call (BasicVSR propagates over all of it, as BasicSR's VideoRecurrentTestDataset); image
+models see batches of frames. The table prints; --out=DIR also writes metrics.json,
+metrics.csv and samples.png there (nothing is written without --out).
 
 A run folder may come from elsewhere: the model is rebuilt from its config and the
 checkpoint's array sizes are checked against it before anything is read, and the paths in
@@ -44,7 +57,22 @@ _WATCH = flags.DEFINE_bool(
 _IDLE = flags.DEFINE_float("idle_timeout", 3600.0, "--watch: exit after this many seconds without a new checkpoint.")
 _POLL = flags.DEFINE_float("poll_every", 10.0, "--watch: seconds between looks at the checkpoint directory.")
 _DATASET = flags.DEFINE_enum(
-    "dataset", "", ["", *datasets.DATASETS], "Test set; default: the run's own held-out split (config.data)."
+    "dataset",
+    "",
+    ["", *datasets.DATASETS],
+    "Test set; default: the run's own held-out split (config.data). Required with --weights/--model.",
+)
+_WEIGHTS = flags.DEFINE_string(
+    "weights", "", "Score a published weight file (.pth/.npz; architecture from its keys), no run folder; see --out."
+)
+_MODEL = flags.DEFINE_string(
+    "model", "", "Score a published model by name (python -m vsr_jax.pretrained list), fetched into the weights cache."
+)
+_CHANNEL = flags.DEFINE_enum(
+    "channel",
+    "",
+    ["", "y", "rgb"],
+    "Headline PSNR/SSIM channel (both are computed); default y, with --weights/--model the test set's published one.",
 )
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "Root of the test set (vid4, reds4, udm10, folder; vimeo90k: the zip's folder; video_folder)."
@@ -60,13 +88,21 @@ _DEGRADATION = flags.DEFINE_enum("degradation", "", ["", "bi", "bd"], "LR degrad
 _MAX_CLIPS = flags.DEFINE_integer("max_clips", 0, "Evaluate at most this many clips (0: all).")
 _STRIDE = flags.DEFINE_integer("frame_stride", 1, "Score every k-th frame (tOF only when 1).")
 _CENTER = flags.DEFINE_bool(
-    "center_frame", False, "Score only each clip's middle frame (Vimeo-90K's published protocol); no tOF."
+    "center_frame",
+    False,
+    "Score only each clip's middle frame (Vimeo-90K's published protocol, on by default there with --weights); no tOF.",
 )
-_CROP = flags.DEFINE_integer("crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale).")
+_CROP = flags.DEFINE_integer(
+    "crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale; --weights/--model: the protocol's)."
+)
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "×8 flip/transpose test-time ensemble (8× slower).")
 _PRED_DIR = flags.DEFINE_string("pred_dir", "", "Folder of SR frames (or of clip folders / videos) to score.")
 _GT_DIR = flags.DEFINE_string("gt_dir", "", "Ground truth for --pred_dir, same layout and names.")
-_OUT = flags.DEFINE_string("out", "", "--pred_dir: write metrics.json / metrics.csv here.")
+_OUT = flags.DEFINE_string(
+    "out",
+    "",
+    "--pred_dir, --weights, --model: write metrics.json / metrics.csv (and samples.png) here; else only printed.",
+)
 _COMPARE_OUT = flags.DEFINE_string("compare_out", "", "Several runs: write PREFIX.md and PREFIX.csv comparing them.")
 _LPIPS = flags.DEFINE_string(
     "lpips_weights", "", "LPIPS .npz (python -m vsr_jax.tools.convert_lpips): adds LPIPS and tLP (TecoGAN)."
@@ -105,8 +141,12 @@ def test_pairs(config, cache: dict):
                 max_clips=key[-1],
             )
         else:
-            if name in ("vimeo90k", "video_folder") and not _DATA_DIR.value:
-                what = "the folder holding vimeo_septuplet" if name == "vimeo90k" else "the folder of videos"
+            if name in ("vimeo90k", "video_folder", "reds") and not _DATA_DIR.value:
+                what = {
+                    "vimeo90k": "the folder holding vimeo_septuplet",
+                    "video_folder": "the folder of videos",
+                    "reds": "the REDS root holding train_sharp/",
+                }[name]
                 _fail(f"the test set {name} needs --data_dir ({what}); paths saved in a checkpoint are not used")
             # the checkpoint's own paths are already emptied (checkpointing.load_model): only flags here
             data = config.data.copy_and_resolve_references()
@@ -116,7 +156,7 @@ def test_pairs(config, cache: dict):
                 data.cache_dir, data.tfds_data_dir = _CACHE_DIR.value, _TFDS_DIR.value
                 if name == "vimeo90k":
                     data.manual_dir = _DATA_DIR.value
-                elif name == "video_folder":
+                elif name in ("video_folder", "reds"):
                     data.path = _DATA_DIR.value
             cache[key] = pipeline.load_clip_pairs(data, "test", key[-1])
     return cache[key], name, kind
@@ -195,6 +235,108 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
         writer.close()
         print(f"\n{workdir} step {step}, {tag} ×{scale}, crop {crop}:\n{evaluate.format_table(result)}")
         print(f"metrics: {os.path.join(out, 'metrics.json')}\n")
+    return result
+
+
+def _channel_view(result: dict, channel: str) -> dict:
+    """`result` whose psnr_y/ssim_y (and bicubic_) columns show `channel`'s numbers, for the table."""
+    if channel == "y":
+        return result
+
+    def swap(d):
+        keys = [f"{p}{m}" for p in ("", "bicubic_") for m in ("psnr", "ssim")]
+        return {**d, **{f"{k}_y": d[f"{k}_rgb"] for k in keys if f"{k}_rgb" in d}}
+
+    return {**swap(result), "clips": {name: swap(clip) for name, clip in result["clips"].items()}}
+
+
+def evaluate_published(cache: dict) -> dict:
+    """--weights=FILE or --model=NAME on --dataset with the test set's published protocol
+    (see the module docstring); prints the table, writes it under --out when given."""
+    from vsr_jax import evaluate
+    from vsr_jax.evaluate.runs import load_published
+
+    name = _DATASET.value
+    if not name:
+        what = "--weights" if _WEIGHTS.value else "--model"
+        _fail(
+            f"{what} needs --dataset ({', '.join(d for d in datasets.DATASETS if d != 'sample')}, or sample): "
+            "a weight file has no held-out split"
+        )
+    if _WEIGHTS.value and _MODEL.value:
+        _fail("give one of --weights and --model")
+    for flag, given in (("--workdir", _WORKDIR.value), ("--step", _STEP.value is not None), ("--all", _ALL.value)):
+        if given:
+            _fail(f"{flag} is for training runs; --weights/--model score a weight file")
+    if _WATCH.value:
+        _fail("--watch is for training runs; --weights/--model score a weight file")
+    config, model, params, path, entry = load_published(os.path.expanduser(_WEIGHTS.value), _MODEL.value)
+    proto = datasets.protocol(name)
+    scale = int(config.data.scale)
+    kind = _DEGRADATION.value or proto.degradation or datasets.trained_degradation(path, entry.task if entry else "")
+    crop = proto.crop(scale) if _CROP.value < 0 else _CROP.value
+    channel = _CHANNEL.value or proto.channel
+    center = _CENTER.value if FLAGS["center_frame"].present else proto.center_frame
+    config.data.name, config.data.degradation = name, kind  # a fresh config, not a saved one
+    pairs, _, _ = test_pairs(config, cache)
+    predict = evaluate.make_predictor(
+        model,
+        params,
+        num_frames=int(config.data.num_frames),
+        batch_frames=int(config.eval.batch_frames),
+        self_ensemble=_ENSEMBLE.value,
+    )
+    label = entry.name if _MODEL.value else os.path.basename(path)
+    t0 = time.time()
+    from tqdm import tqdm
+
+    with tqdm(total=len(pairs), unit="clip", desc=label) as bar:
+        result = evaluate.evaluate_clips(
+            predict,
+            pairs,
+            scale=scale,
+            crop_border=crop,
+            frame_stride=_STRIDE.value,
+            center_frame=center,
+            lpips_weights=_lpips(cache),
+            progress=lambda n: bar.update(1),
+        )
+    for key in ("psnr", "ssim"):
+        result[key] = result[f"{key}_{channel}"]
+        result[f"bicubic_{key}"] = result[f"bicubic_{key}_{channel}"]
+    result.update(
+        model=config.model.name,
+        weights=os.path.abspath(path),
+        registry=entry.name if entry else "",
+        dataset=name,
+        degradation=kind,
+        scale=scale,
+        crop_border=crop,
+        channel=channel,
+        protocol=proto.source
+        if (crop, channel, center) == (proto.crop(scale), proto.channel, proto.center_frame)
+        else f"{proto.source}, overridden: channel {channel}, crop_border {crop}, center_frame {center}",
+        self_ensemble=_ENSEMBLE.value,
+        frames="center" if center else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
+        whole_clips=int(config.data.num_frames) > 1,
+        seconds=round(time.time() - t0, 2),
+    )
+    print(
+        f"\n{label} ({config.model.name} x{scale}) on {name}, {kind.upper()} LR, "
+        f"PSNR/SSIM on {channel.upper()}, crop {crop}{', centre frames' if center else ''}\n"
+        f"protocol: {result['protocol']}\n{evaluate.format_table(_channel_view(result, channel))}"
+    )
+    print(
+        f"{name} {channel.upper()} PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} "
+        f"(bicubic {result['bicubic_psnr']:.4f} / {result['bicubic_ssim']:.4f})"
+    )
+    if _OUT.value:
+        out = os.path.expanduser(_OUT.value)
+        os.makedirs(out, exist_ok=True)
+        evaluate.write_json(result, os.path.join(out, "metrics.json"))
+        evaluate.write_csv(result, os.path.join(out, "metrics.csv"))
+        evaluate.save_figure(evaluate.preview_rows(predict, pairs[:4], scale=scale), os.path.join(out, "samples.png"))
+        print(f"metrics: {os.path.join(out, 'metrics.json')}")
     return result
 
 
@@ -313,6 +455,9 @@ def main(argv):
             if not (_PRED_DIR.value and _GT_DIR.value):
                 _fail("--pred_dir and --gt_dir go together")
             compare_folders()
+            return
+        if _WEIGHTS.value or _MODEL.value:
+            evaluate_published({})
             return
         workdirs = _workdirs()
         if not workdirs:

@@ -15,11 +15,18 @@ Folder layouts (ROOT = `--data_dir`); LR folders are used when present:
 - `udm10`: HR `ROOT/GT/<clip>/`, LR `ROOT/BDx4/` or `ROOT/BIx4/`; every clip folder.
 - `folder`: HR `ROOT/<clip>/` (folders of frames or video files), or ROOT itself as one
   clip; LR from `--lr_dir` with the same clip names, else degraded.
+- `reds`: a run's held-out split of a REDS tree (`vsr_jax.data.reds`: REDS4 by default),
+  LR degraded from HR.
+
+`PROTOCOLS`: how published tables score each test set (the defaults of `vsr-eval
+--weights/--model`): the headline channel, the border cut and the LR degradation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -34,7 +41,66 @@ STANDARD_CLIPS = {
 }
 HR_DIRS = {"vid4": ("GT",), "reds4": ("GT", "train_sharp"), "udm10": ("GT",)}
 NAMED = tuple(STANDARD_CLIPS)
-DATASETS = ("sample", "vimeo90k", "video_folder", *NAMED, "folder")
+DATASETS = ("sample", "vimeo90k", "video_folder", "reds", *NAMED, "folder")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How a test set is scored in the published tables (BasicVSR's, through BasicSR/MMagic)."""
+
+    channel: str  # the headline PSNR/SSIM: "y" (BT.601 luma) or "rgb" (both are always computed)
+    crop_border: int  # pixels cut from each edge; -1: the scale
+    degradation: str = ""  # LR: "bi" / "bd"; "": the model's (a BD-trained file: bd, else bi)
+    center_frame: bool = False  # score only each clip's middle frame
+    source: str = ""
+
+    def crop(self, scale: int) -> int:
+        return int(scale) if self.crop_border < 0 else self.crop_border
+
+
+_REDS = Protocol(
+    "rgb",
+    0,
+    "bi",
+    source="BasicSR options/test/BasicVSR/test_BasicVSR_REDS.yml:35-43 (REDS4: crop_border 0, test_y_channel false)",
+)
+PROTOCOLS = {
+    "vid4": Protocol(
+        "y",
+        0,
+        source="BasicSR options/train/BasicVSR/train_BasicVSR_Vimeo90K_BIx4.yml:34,90-93 "
+        "(Vid4: crop_border 0, test_y_channel true)",
+    ),
+    "reds4": _REDS,
+    "reds": _REDS,
+    "udm10": Protocol(
+        "y",
+        0,
+        "bd",
+        source="MMagic configs/basicvsr/README.md (UDM10 BDx4, Y channel; BasicSR has no UDM10 options)",
+    ),
+    "vimeo90k": Protocol(
+        "y",
+        0,
+        center_frame=True,
+        source="BasicSR options/test/BasicVSR/test_BasicVSR_Vimeo90K_BIx4.yml:36-47 "
+        "(center_frame_only, crop_border 0, test_y_channel true; its flip_seq averaging is not done)",
+    ),
+}
+DEFAULT_PROTOCOL = Protocol("y", -1, source="vsr_jax's default (no published protocol for this test set)")
+
+
+def protocol(dataset: str) -> Protocol:
+    """The published protocol of `dataset` (`DEFAULT_PROTOCOL` for sample, video_folder, folder)."""
+    return PROTOCOLS.get(dataset, DEFAULT_PROTOCOL)
+
+
+def trained_degradation(filename: str, task: str = "") -> str:
+    """ "bd" for a file trained on blur-downsampled LR (a registry task "BD", or BD / BDx4 in
+    its name, as BasicVSR_Vimeo90K_BDx4-e9bf46eb.pth), else "bi"."""
+    if task.upper() == "BD" or re.search(r"(?i)(^|[^a-z])bd(x\d)?([^a-z]|$)", os.path.basename(filename)):
+        return "bd"
+    return "bi"
 
 
 class DatasetError(UserError, ValueError):

@@ -65,10 +65,10 @@ def weights_model(path: str, bf16: bool, name: str = ""):
     return job.Model(model, params, int(config.data.num_frames), label)
 
 
-def registry_model(entry, bf16: bool, progress: bool = True):
-    """The published model `entry` (a `registry.Entry`, or its name): its file fetched into the
-    weights cache (`download.fetch`) unless there already, then `weights_model`. Entries with
-    no known sha256 are read unverified (said in a log line): the file goes through the
+def registry_file(entry, progress: bool = True):
+    """(entry, path) of the published model `entry` (a `registry.Entry`, or its name): its file
+    fetched into the weights cache (`download.fetch`) unless there already. Entries with no
+    known sha256 are read unverified (said in a log line): the file goes through the
     restricted unpickler, which runs no code, and its keys and shapes are checked."""
     from vsr_jax.pretrained import download, registry
 
@@ -77,6 +77,13 @@ def registry_model(entry, bf16: bool, progress: bool = True):
     path = download.fetch(entry.url, sha256=entry.sha256, allow_unverified=entry.sha256 is None, progress=progress)
     if entry.sha256 is None and download.hash_prefix_from_name(entry.filename) is None:
         log(f"{entry.name}: {path} is not hash-verified (no published sha256); its keys and shapes are checked")
+    return entry, path
+
+
+def registry_model(entry, bf16: bool, progress: bool = True):
+    """The published model `entry` (a `registry.Entry`, or its name) as a `job.Model`:
+    `registry_file`, then `weights_model`."""
+    entry, path = registry_file(entry, progress)
     return weights_model(path, bf16, name=entry.name)
 
 
