@@ -92,6 +92,7 @@ from vsr_jax.models import (  # noqa: E402,F401
     convlstm,
     edsr,
     msrresnet,
+    realbasicvsr,
     recurrent_gan,
     rrdbnet,
     runet,

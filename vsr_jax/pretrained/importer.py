@@ -12,12 +12,19 @@ RUN_DIR is never overwritten.
 
 Architectures recognised from their keys (BasicSR / Real-ESRGAN module names):
 
+* ``realbasicvsr``: ``image_cleaning.0.main.0`` and ``basicvsr.backward_trunk.main.0`` (×4;
+  mid_channels, num_cleaning_blocks, num_propagation_blocks; ``dynamic_refine_thres`` 255
+  as published unless given);
 * ``basicvsr``: ``spynet.*`` and ``backward_trunk.main.0`` (×4; num_feat, num_block);
 * ``rrdbnet``: ``body.N.rdb1.*`` (scale from ``conv_first``'s input channels 3/12/48 -> ×4/×2/×1);
 * ``edsr``: ``conv_after_body`` (scale from ``upsample.N``);
 * ``msrresnet``: ``upconv1`` and ``conv_hr`` (×4 with ``upconv2``, else ×2/×3 by channels);
 * ``srvgg``: ``body.N`` convs only (num_conv from the last index, PReLU when ``body.1.weight``
   exists, scale from the last conv's 3·s² channels).
+
+MMagic checkpoints (`vsr_jax.pretrained.mmagic`): ``generator_ema.*`` is taken when present,
+else ``generator.*`` (said in a log line and in the run's metadata); MMagic's module names
+(``BasicVSRNet``, ``RealBasicVSRNet``, ``SPyNet``'s ConvModules) are renamed to ours first.
 
 Options the weights cannot show come from the registry when the file's name is a published
 one, else from ``options``; EDSR's ``res_scale`` is the authors' for their two sizes (0.1 for
@@ -27,6 +34,7 @@ one, else from ``options``; EDSR's ``res_scale`` is the authors' for their two s
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -39,8 +47,9 @@ import numpy as np
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import download
 
-ARCHS = ("basicvsr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in this order
-VIDEO_FRAMES = {"basicvsr": 7}  # data.num_frames of video models (BasicSR's test clips); image models: 1
+ARCHS = ("realbasicvsr", "basicvsr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in this order
+# data.num_frames of video models (BasicSR's test clips); image models: 1
+VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7}
 RUN_SCALES = (2, 3, 4, 8)  # what a run's config accepts (train.validate_config)
 
 
@@ -51,6 +60,8 @@ class Spec:
     arch: str
     scale: int
     kwargs: dict[str, Any]
+    # where the weights came from in the file, e.g. "MMagic checkpoint: generator_ema (EMA)"
+    source: str = dataclasses.field(default="", compare=False)
 
     @property
     def num_frames(self) -> int:
@@ -61,7 +72,14 @@ class Spec:
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
-    """name -> float array from a ``.pth``/``.pt``/``.ckpt`` (via `pretrained.pth`) or an ``.npz``."""
+    """name -> float array from a ``.pth``/``.pt``/``.ckpt`` (via `pretrained.pth`) or an ``.npz``
+    (a GAN checkpoint's generator, MMagic's names renamed to ours)."""
+    return read_weights(path)[0]
+
+
+def read_weights(path: str) -> tuple[dict[str, np.ndarray], str]:
+    """(`read_state_dict`'s mapping, a note of where in the file it came from: "" for a plain
+    state_dict, else e.g. "MMagic checkpoint: generator_ema (EMA)")."""
     if not os.path.isfile(path):
         raise UserError(f"no weight file {path}")
     ext = os.path.splitext(path)[1].lower()
@@ -77,16 +95,25 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
         sd = dict(pth.state_dict(pth.load(path), prefer=("params_ema", "params", "state_dict"), source=path))
     else:
         raise UserError(f"{path}: expected a PyTorch .pth or an .npz state_dict, not {ext or 'no extension'}")
+    from vsr_jax.pretrained import mmagic
+
     sd = {k: np.asarray(v) for k, v in sd.items() if np.asarray(v).dtype.kind in "fiu"}
-    for prefix in ("generator_ema.", "generator."):  # MMagic: the generator's (EMA first) of a GAN's weights
-        if any(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-            break
+    # A GAN checkpoint (MMagic): the generator's weights, its EMA when kept
+    sd, generator = mmagic.select_generator(sd)
+    notes = []
+    if generator:
+        notes.append(f"{generator} (EMA)" if generator == "generator_ema" else f"{generator} (no EMA in the file)")
     if sd and all(k.startswith("module.") for k in sd):  # saved from a DataParallel wrapper
         sd = {k[len("module.") :]: v for k, v in sd.items()}
+    if mmagic.is_mmagic(sd):
+        try:
+            sd = mmagic.to_ours(sd)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+        notes.insert(0, "MMagic module names")
     if not sd:
         raise UserError(f"{path} holds no arrays")
-    return sd
+    return sd, ", ".join(notes)
 
 
 # -------------------------------------------------------------------- inference
@@ -170,10 +197,28 @@ def _basicvsr(sd) -> Spec:
     return Spec("basicvsr", 4, {"num_feat": num_feat, "num_block": blocks})
 
 
-INFER = {"basicvsr": _basicvsr, "rrdbnet": _rrdbnet, "edsr": _edsr, "msrresnet": _msrresnet, "srvgg": _srvgg}
+def _realbasicvsr(sd) -> Spec:
+    _need(sd, "realbasicvsr", "image_cleaning.0.main.0.weight", "basicvsr.backward_trunk.main.0.weight")
+    mid = sd["image_cleaning.0.main.0.weight"].shape[0]
+    cleaning = _count(sd, "realbasicvsr", r"image_cleaning\.0\.main\.2\.(\d+)\.conv1\.weight")
+    propagation = _count(sd, "realbasicvsr", r"basicvsr\.backward_trunk\.main\.2\.(\d+)\.conv1\.weight")
+    kwargs = {"mid_channels": mid, "num_propagation_blocks": propagation, "num_cleaning_blocks": cleaning}
+    return Spec("realbasicvsr", 4, kwargs)
+
+
+INFER = {
+    "realbasicvsr": _realbasicvsr,
+    "basicvsr": _basicvsr,
+    "rrdbnet": _rrdbnet,
+    "edsr": _edsr,
+    "msrresnet": _msrresnet,
+    "srvgg": _srvgg,
+}
 
 
 def _looks_like(sd) -> str | None:
+    if "image_cleaning.0.main.0.weight" in sd and "basicvsr.backward_trunk.main.0.weight" in sd:
+        return "realbasicvsr"
     if "backward_trunk.main.0.weight" in sd and any(k.startswith("spynet.") for k in sd):
         return "basicvsr"
     if "body.0.rdb1.conv1.weight" in sd:
@@ -191,6 +236,11 @@ def infer_spec(sd: Mapping[str, Any], arch: str | None = None) -> Spec:
     """The architecture (unless given), scale and shape options of a state_dict."""
     if arch is None:
         arch = _looks_like(sd)
+        if arch is None and "basic_module.0.basic_module.0.weight" in sd:
+            raise UserError(
+                "this is a SpyNet optical-flow state_dict, not a super-resolution model: it is the flow part "
+                "of basicvsr / realbasicvsr (their own files include it)"
+            )
         if arch is None:
             raise UserError(
                 f"no known architecture ({', '.join(ARCHS)}) has these keys (first: {_first_keys(sd)}); "
@@ -281,14 +331,15 @@ def convert_for(sd: Mapping[str, Any], spec: Spec, what: str) -> dict:
         from vsr_jax.models import srvgg
 
         prelu = srvgg.prelu_modules(int(spec.kwargs.get("num_conv", 16)))
-    if spec.arch == "basicvsr":
+    if spec.arch in ("basicvsr", "realbasicvsr"):
         from vsr_jax.models import spynet
 
+        prefix = "basicvsr.spynet." if spec.arch == "realbasicvsr" else "spynet."
         try:
-            spynet.check_buffers(sd, "spynet.")
+            spynet.check_buffers(sd, prefix)
         except ValueError as e:
             raise UserError(f"{what}: {e}") from None
-        skip = spynet.buffer_keys("spynet.")
+        skip = spynet.buffer_keys(prefix)
     return convert.state_dict_to_params(sd, prelu=prelu, skip=skip)
 
 
@@ -305,12 +356,15 @@ def prepare(
     from vsr_jax.pretrained import convert
 
     what = os.path.basename(path)
-    sd = read_state_dict(path)
+    sd, source = read_weights(path)
+    if source:
+        logging.info("%s: %s", what, source)
     entry = _registry_entry(path)
     if entry is not None and arch in (None, entry.arch):
         spec = Spec(entry.arch, entry.scale, dict(entry.kwargs))
     else:
         spec = infer_spec(sd, arch)
+    spec.source = source
     if scale is not None:
         spec.scale = int(scale)
     spec.kwargs.update(options or {})
@@ -372,6 +426,7 @@ def import_weights(
             "scale": spec.scale,
             "options": dict(spec.kwargs),
             "registry": entry.name if entry is not None else "",
+            "weights": spec.source,  # e.g. "MMagic module names, generator_ema (EMA)"
         }
     }
     existed = os.path.isdir(run_dir)
