@@ -9,13 +9,15 @@ trained model, with bounded memory, the audio kept, and resume after a crash.
     vsr-upscale BIG.mp4 -o OUT.mp4 --workdir=RUN --tile=256 --tile_pad=24 --bf16
     vsr-upscale IN.mp4 -o OUT.mp4 --weights=RealESRGAN_x4plus.pth  # a published weight file
     vsr-upscale IN.mp4 -o OUT.mp4 --model=realesr-animevideov3     # by name: downloaded once
+    vsr-upscale IN.mp4 -o OUT.mp4 --model=realesr-general-x4v3 --denoise=0.2  # keep more noise
 
 Run the same command again after an interruption to continue where it stopped (see
 `vsr_jax.upscale.job`). Errors in the input print one line and exit with status 1.
 The model is one of --workdir (a run folder), --weights (a .pth/.npz state_dict, its
 architecture and scale worked out from its keys and shapes as `python -m vsr_jax.pretrained
 import` does) or --model (a name of `python -m vsr_jax.pretrained list`, fetched into the
-weights cache on first use, then read as --weights). The run folder may come from
+weights cache on first use, then read as --weights; --denoise sets realesr-general-x4v3's
+denoise strength as Real-ESRGAN's -dn: its parameters mixed with its -wdn- twin's). The run folder may come from
 elsewhere: the model is built from its checkpoint's config, sizes are checked before any
 array is read, and paths in that config are not used.
 Orbax's notices about opening the run read-only show only with `-v 1`.
@@ -42,6 +44,12 @@ _WEIGHTS = flags.DEFINE_string(
 )
 _MODEL = flags.DEFINE_string(
     "model", None, "A published model by name (python -m vsr_jax.pretrained list), downloaded on first use."
+)
+_DENOISE = flags.DEFINE_float(
+    "denoise",
+    None,
+    "--model=realesr-general-x4v3's denoise strength, 0 (weak: keeps noise) .. 1 (strong), default 0.5 as "
+    "Real-ESRGAN's -dn: the model's parameters mixed with those of its -wdn- twin (both downloaded).",
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
 _CODEC = flags.DEFINE_string(
@@ -163,7 +171,15 @@ def main(argv):
             _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
         )
         paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
-        model = choose_model(_WORKDIR.value, _STEP.value, _WEIGHTS.value, _MODEL.value, _BF16.value, _PROGRESS.value)
+        model = choose_model(
+            _WORKDIR.value,
+            _STEP.value,
+            _WEIGHTS.value,
+            _MODEL.value,
+            _BF16.value,
+            _PROGRESS.value,
+            denoise=_DENOISE.value,
+        )
         options = _options()
         if batch:
             os.makedirs(_OUTPUT.value, exist_ok=True)
