@@ -129,3 +129,19 @@ def test_a_drive_file_put_in_the_cache_is_used_without_network(cache):
     with pytest.raises(UserError, match="has no denoise twin"):
         registry.fetch(entry, twin=True)
     assert os.listdir(cache) == ["MSRResNet_x4.pth"]
+
+
+def test_fetch_command_prints_the_cached_paths_and_one_line_per_failure(cache, capsys):
+    cache.mkdir()
+    (cache / "MSRResNet_x4.pth").write_bytes(b"placed by hand")
+    assert cli.main(["fetch", "MSRResNet_x4"]) == 0
+    assert capsys.readouterr().out == f"{cache / 'MSRResNet_x4.pth'}\n"
+    assert cli.main(["fetch", "MSRResNet_x4", "EDSR_Lx4", "nope"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{cache / 'MSRResNet_x4.pth'}\n"
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("python -m vsr_jax.pretrained: error: EDSR_Lx4 is published only")
+    assert lines[1] == (
+        "python -m vsr_jax.pretrained: error: no published model named 'nope'; "
+        "`python -m vsr_jax.pretrained list` shows them"
+    )

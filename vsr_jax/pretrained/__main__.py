@@ -7,6 +7,9 @@ port, counted, when the release page gives none) and whether it is in the weight
 already; ``--json`` adds the URLs, the cache paths and how each file is verified. Nothing is
 downloaded. Files marked "by hand" are on Google Drive only: put them at their cache path.
 
+``fetch NAME...``: downloads those files (and a denoise twin) into the weights cache and prints
+their paths, e.g. on a connected machine before working offline.
+
 ``import FILE RUN_DIR [--arch=NAME] [--scale=N] [--options=k=v,...]``: a state_dict (.pth or
 .npz) -> a run folder (config + checkpoint) that ``vsr-eval --workdir=RUN_DIR`` and
 ``vsr-upscale IN -o OUT --workdir=RUN_DIR`` read like a trained run
@@ -127,6 +130,8 @@ def main(argv=None) -> int:
     form = lister.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON (every field of every entry)")
     form.add_argument("--markdown", action="store_true", help="print the README's Markdown table")
+    fetcher = sub.add_parser("fetch", help="download published files into the weights cache (for offline use)")
+    fetcher.add_argument("names", nargs="+", help="names from `list` (a model with a denoise twin: both files)")
     imp = sub.add_parser("import", help="a state_dict (.pth/.npz) -> a run folder for vsr-eval/vsr-upscale")
     imp.add_argument("file", help="the weight file: a PyTorch .pth or an .npz state_dict")
     imp.add_argument("run_dir", help="the run folder to write (new or empty; never overwritten)")
@@ -136,6 +141,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_command(args, prog)
+    if args.command == "fetch":
+        return fetch_command(args.names, prog)
     from vsr_jax.pretrained import download
 
     table = rows()
@@ -146,6 +153,23 @@ def main(argv=None) -> int:
     else:
         print("\n".join(text(table, download.weights_dir())))
     return 0
+
+
+def fetch_command(names: list[str], prog: str) -> int:
+    """Each name's file (and twin) into the weights cache; prints the paths. One line per failure."""
+    from vsr_jax.errors import UserError
+    from vsr_jax.pretrained import registry
+
+    failed = 0
+    for name in names:
+        try:
+            entry = registry.get(name)
+            for twin in (False, True) if entry.twin else (False,):
+                print(registry.fetch(entry, twin=twin))
+        except UserError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def import_command(args, prog: str) -> int:
