@@ -143,8 +143,8 @@ def _mmagic(name, arch, scale, kwargs, task, path, source, score, **kw) -> Entry
 
 _EDSR_SRC = "EDSR (Lim et al., CVPRW 2017), the official model converted by BasicSR; " + BASICSR
 _BASICVSR_SRC = "BasicVSR (Chan et al., CVPR 2021), trained by its authors in BasicSR; " + BASICSR
-_ZOO = "BasicSR ModelZoo (RGB, scale px border cropped), Set5 / Set14 / DIV2K100 PSNR"
-_MM_BASICVSR = "MMagic configs/basicvsr/README.md (re-measured)"
+_ZOO = "Set5 / Set14 / DIV2K100 dB, RGB, border cropped: BasicSR ModelZoo"
+_MM_BASICVSR = "re-measured: MMagic configs/basicvsr/README.md"
 # BasicVSR paper (CVPR 2021), quantitative comparison: BI REDS4 31.42 (RGB), Vimeo-90K-T 37.18,
 # Vid4 27.24; BD UDM10 39.96, Vimeo-90K-T 37.53, Vid4 27.96 (Y)
 
