@@ -27,10 +27,19 @@ def base_config() -> ml_collections.ConfigDict:
     c.adam_b2 = 0.999
     c.weight_decay = 0.0
     c.grad_clip_norm = 0.0  # 0 = off
+    # The model's flow network (its `flow_modules`: basicvsr's spynet, convlstm_vsr's and
+    # recurrent_gan's flownet) trains at learning_rate × flow_lr_mul, and not at all for the
+    # first fix_flow_steps updates (params and its Adam state kept) — BasicSR's BasicVSR: 0.125, 5000.
+    c.flow_lr_mul = 1.0
+    c.fix_flow_steps = 0
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
     c.log_every = 50
     c.eval_every = 1000
+    # A fresh run starts from these weights (params only; optimizer fresh, step 0; EMA from them):
+    # a run folder (its newest checkpoint), a .pth/.npz weight file, or a published model's name
+    # (`python -m vsr_jax.pretrained list`). They must fit the config's model. A resumed run ignores it.
+    c.init_from = ""
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "unet"
@@ -142,9 +151,16 @@ def check_schema(config) -> None:
             raise ConfigError(f"config key {key!r} must be {_KIND_NAMES[want]}, got {value!r} ({type(value).__name__})")
 
 
+# `config.model` fields that are the trainer's, not the module's: how its params start.
+# model.spynet_init: a SpyNet weight file or published name (spynet_sintel_final) loaded into
+# the model's flow network when a run starts fresh (basicvsr).
+TRAINING_MODEL_KEYS = ("name", "spynet_init")
+
+
 def model_kwargs(config) -> dict:
-    """The model's own options: every `config.model` field except `name`."""
-    return {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    """The model's own options: every `config.model` field except `name` (and the trainer's
+    TRAINING_MODEL_KEYS)."""
+    return {k: v for k, v in config.model.to_dict().items() if k not in TRAINING_MODEL_KEYS}
 
 
 def crop_border(config) -> int:

@@ -18,7 +18,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -156,6 +157,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
                 f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
                 f"{config.model.name!r} does not: set loss.{key}=0"
             )
+    _validate_flow_options(config)
     n = jax.device_count() if num_devices is None else int(num_devices)
     if config.batch_size % n:
         raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the number of devices ({n})")
@@ -218,16 +220,120 @@ def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), main], [warm])
 
 
-def make_optimizer(config, learning_rate: float | None = None) -> optax.GradientTransformation:
-    """Adam/AdamW on the configured schedule (peak `learning_rate`, default the generator's)."""
+def make_optimizer(config, learning_rate: float | None = None, *, flow: bool = True) -> optax.GradientTransformation:
+    """Adam/AdamW on the configured schedule (peak `learning_rate`, default the generator's).
+
+    With `flow` (the generator's optimizer) and `flow_lr_mul` != 1 or `fix_flow_steps` > 0,
+    the model's flow network (`flow_modules`) is a group of its own (`optax.multi_transform`):
+    its Adam (or AdamW) direction stands still for the first `fix_flow_steps` updates (zero
+    update, its moments and bias-correction count not advanced: `frozen_for`), and its rate
+    is the schedule's × `flow_lr_mul`, read at the run's own update count (as BasicSR's
+    param groups share one LR scheduler). The state is all in `opt_state`, so a resumed run
+    freezes and unfreezes at the same step as an uninterrupted one. Without those options
+    the optimizer (and its state's layout) is the plain one.
+    """
     schedule = make_schedule(config, learning_rate)
     if config.optimizer == "adamw":
         opt = optax.adamw(schedule, b1=config.adam_b1, b2=config.adam_b2, weight_decay=config.weight_decay)
     else:
         opt = optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2)
+    if flow and flow_options_set(config):
+        direction = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
+        if config.optimizer == "adamw":
+            direction = optax.chain(direction, optax.add_decayed_weights(config.weight_decay))
+        mul = float(config.flow_lr_mul)
+        flow_tx = optax.chain(
+            frozen_for(direction, int(config.fix_flow_steps)),
+            optax.scale_by_learning_rate(lambda count: schedule(count) * mul),
+        )
+        names = flow_modules(config)
+
+        def labels(params):
+            def label(path, _):
+                name = "/".join(str(getattr(k, "key", k)) for k in path)
+                return "flow" if any(name == n or name.startswith(n + "/") for n in names) else "rest"
+
+            return jax.tree_util.tree_map_with_path(label, params)
+
+        opt = optax.multi_transform({"rest": opt, "flow": flow_tx}, labels)
     if config.grad_clip_norm > 0:
         opt = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
     return opt
+
+
+class FrozenState(NamedTuple):
+    count: jax.Array  # updates seen (frozen ones included)
+    inner: Any
+
+
+def frozen_for(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
+    """`inner`, except that its first `steps` updates are zero and leave `inner`'s state as
+    it was (Adam's moments and count do not see those gradients: after the freeze it starts
+    as a fresh Adam, as BasicSR's frozen params, which get no gradient at all)."""
+
+    def init(params):
+        return FrozenState(jnp.zeros((), jnp.int32), inner.init(params))
+
+    def update(updates, state, params=None):
+        new_updates, new_inner = inner.update(updates, state.inner, params)
+        live = state.count >= steps
+        new_updates = jax.tree.map(lambda u: jnp.where(live, u, jnp.zeros_like(u)), new_updates)
+        new_inner = jax.tree.map(lambda a, b: jnp.where(live, a, b), new_inner, state.inner)
+        return new_updates, FrozenState(optax.safe_int32_increment(state.count), new_inner)
+
+    return optax.GradientTransformation(init, update)
+
+
+def flow_modules(config) -> tuple[str, ...]:
+    """The param paths ("spynet", "a/b") of the config's model's flow network (the model
+    class's `flow_modules`; () for a model without one)."""
+    return tuple(getattr(models.get_model_class(config.model.name), "flow_modules", ()))
+
+
+def flow_options_set(config) -> bool:
+    return float(config.flow_lr_mul) != 1.0 or int(config.fix_flow_steps) > 0
+
+
+def _abstract_model_params(config):
+    """The params of the config's model at its training clip size (traced, not allocated)."""
+    model = build_model(config)
+    d = config.data
+    lr = jax.ShapeDtypeStruct((1, int(d.num_frames), int(d.patch_size), int(d.patch_size), 3), jnp.float32)
+    return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), lr)["params"]
+
+
+def _validate_flow_options(config) -> None:
+    if float(config.flow_lr_mul) < 0:
+        raise ConfigError(f"flow_lr_mul must be >= 0, got {config.flow_lr_mul}")
+    if int(config.fix_flow_steps) < 0:
+        raise ConfigError(f"fix_flow_steps must be >= 0, got {config.fix_flow_steps}")
+    spynet_init = str(config.model.get("spynet_init", ""))
+    if not (flow_options_set(config) or spynet_init):
+        return
+    keys = [
+        k
+        for k, on in (
+            ("flow_lr_mul", float(config.flow_lr_mul) != 1.0),
+            ("fix_flow_steps", int(config.fix_flow_steps) > 0),
+            ("model.spynet_init", bool(spynet_init)),
+        )
+        if on
+    ]
+    names = flow_modules(config)
+    if not names:
+        with_flow = ", ".join(n for n in models.available() if getattr(models.get_model_class(n), "flow_modules", ()))
+        raise ConfigError(
+            f"{' and '.join(keys)} act on a model's flow network; {config.model.name!r} has none "
+            f"(models with one: {with_flow}): leave {' and '.join(keys)} at their defaults"
+        )
+    abstract = _abstract_model_params(config)
+    if all(_subtree(abstract, n) is None for n in names):
+        align = ", model.align=False" if "align" in config.model and not config.model.align else ""
+        raise ConfigError(
+            f"{' and '.join(keys)} act on the flow network of {config.model.name!r}, which this config leaves out "
+            f"(data.num_frames={config.data.num_frames}{align}): use clips of 2 or more frames"
+            f"{' and model.align=True' if align else ''}, or leave them at their defaults"
+        )
 
 
 def build_model(config):
@@ -268,6 +374,185 @@ def abstract_train_state(config, model, tx, mesh, critic=None, d_tx=None) -> Tra
         shapes = jax.eval_shape(init, jax.random.key(config.seed))
     rep = sharding.replicated(mesh)
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+
+
+# ------------------------------------------------------------- starting weights
+
+
+def _weight_file(source: str, key: str) -> tuple[str, dict]:
+    """(local path, record) of a weight file or a published name (fetched into the weights
+    cache unless there: `registry.fetch`); ConfigError naming `key` when it is neither."""
+    from vsr_jax.pretrained import download, registry
+
+    if os.path.isfile(os.path.expanduser(source)):
+        path = os.path.abspath(os.path.expanduser(source))
+        return path, {"kind": "file", "path": path, "sha256": download.sha256_file(path)}
+    if source not in registry.ENTRIES:
+        raise ConfigError(
+            f"{key}={source!r} is no {'run folder, ' if key == 'init_from' else ''}weight file or published name "
+            "(`python -m vsr_jax.pretrained list` shows the names)"
+        )
+    path = registry.fetch(source)
+    return path, {"kind": "published", "name": source, "path": path, "sha256": download.sha256_file(path)}
+
+
+def _model_options(name: str, scale: int, kwargs: dict) -> dict:
+    """Every option of the model `name` as built (defaults included), but its compute dtype."""
+    model = models.create_model(name, scale, kwargs)
+    skip = {"parent", "name", "scale", "dtype"}
+    return {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in skip}
+
+
+def _describe(name: str, scale: int, options: dict, keys) -> str:
+    shown = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in options.items() if k in keys)
+    return f"{name} x{scale}" + (f" with {shown}" if shown else "")
+
+
+def _check_fits(source: str, have_config, params, config, abstract) -> None:
+    """ConfigError (one line) unless the weights of `have_config`'s model fit `config`'s
+    model exactly; a log line for options that differ but leave the shapes alike."""
+    from vsr_jax.pretrained import convert
+
+    have_name, have_scale = have_config.model.name, int(have_config.data.scale)
+    want_name, want_scale = config.model.name, int(config.data.scale)
+    have = _model_options(have_name, have_scale, config_lib.model_kwargs(have_config))
+    want = _model_options(want_name, want_scale, config_lib.model_kwargs(config))
+    same_model = have_name == want_name
+    differ = [k for k in want if same_model and have[k] != want[k]]
+    try:
+        mismatch = None
+        convert.check_params(params, abstract, f"init_from {source}")
+    except UserError as e:
+        mismatch = str(e)
+    if have_name != want_name or have_scale != want_scale or mismatch:
+        fix = " ".join(f"--config.model.{k}={have[k]}" for k in differ)
+        raise ConfigError(
+            f"init_from {source} holds a {_describe(have_name, have_scale, have, differ)}, the config builds a "
+            f"{_describe(want_name, want_scale, want, differ)}"
+            + (f": set {fix}" if fix and have_scale == want_scale else "")
+            + ("" if differ or have_name != want_name or have_scale != want_scale else f" ({mismatch})")
+        )
+    if differ:
+        logging.warning(
+            "init_from %s was made with %s; this config trains it with %s (the shapes fit)",
+            source,
+            ", ".join(f"{k}={have[k]}" for k in differ),
+            ", ".join(f"{k}={want[k]}" for k in differ),
+        )
+
+
+def load_init_from(config, abstract_params) -> tuple[dict, dict]:
+    """(params, record) of `config.init_from`: a run folder (its newest checkpoint's params,
+    the EMA's when it kept one), a weight file (`importer.load_weights`: .pth/.npz) or a
+    published name (fetched into the weights cache). The weights must fit the config's model
+    exactly (ConfigError, one line, naming what differs). `record` says where they came from
+    (path, sha256 of a file, step of a run) for the checkpoints' metadata."""
+    from vsr_jax.pretrained import importer
+
+    source = str(config.init_from)
+    if os.path.isdir(os.path.expanduser(source)):
+        path = os.path.abspath(os.path.expanduser(source))
+        have_config, _, params, step = checkpointing.load_model(path)
+        record = {"kind": "run", "path": path, "step": int(step)}
+    else:
+        path, record = _weight_file(source, "init_from")
+        try:
+            have_config, _, params = importer.load_weights(path)
+        except UserError as first:
+            try:  # a layout the importer cannot tell from its keys: read it as this config's model
+                have_config, _, params = importer.load_weights(
+                    path, arch=config.model.name, scale=int(config.data.scale), options=config_lib.model_kwargs(config)
+                )
+            except UserError:
+                raise ConfigError(f"init_from: {first}") from None
+    _check_fits(source, have_config, params, config, abstract_params)
+    return params, {"source": source, **record}
+
+
+def load_spynet_init(config, abstract_params) -> tuple[dict, dict]:
+    """({flow module: params}, record) of `config.model.spynet_init`: BasicSR's SpyNet weights
+    (a .pth/.npz file, e.g. spynet_sintel_final-3d2a1287.pth, or that published name; keys
+    ``basic_module.N.basic_module.K.*``, or a BasicVSR file's ``spynet.*``), converted by name
+    and checked against each flow module of the model."""
+    from vsr_jax.models import spynet
+    from vsr_jax.pretrained import convert, importer
+
+    source = str(config.model.spynet_init)
+    path, record = _weight_file(source, "model.spynet_init")
+    sd = importer.read_state_dict(path)
+    if not any(k.startswith("basic_module.") for k in sd) and any(k.startswith("spynet.") for k in sd):
+        sd = {k[len("spynet.") :]: v for k, v in sd.items() if k.startswith("spynet.")}
+    try:
+        spynet.check_buffers(sd)
+    except ValueError as e:
+        raise ConfigError(f"model.spynet_init {source}: {e}") from None
+    params = convert.state_dict_to_params(sd, skip=spynet.buffer_keys())
+    out = {}
+    for name in flow_modules(config):
+        if _subtree(abstract_params, name) is not None:
+            try:
+                convert.check_params(params, _subtree(abstract_params, name), f"model.spynet_init {source}")
+            except UserError as e:
+                raise ConfigError(
+                    f"{e} ({config.model.name}'s flow network {name!r} is not BasicSR's SpyNet?)"
+                ) from None
+            out[name] = params
+    return out, {"source": source, **record}
+
+
+def starting_weights(config, abstract_params) -> tuple[dict | None, dict]:
+    """The params a fresh run starts from instead of the random ones, as {top-level name:
+    params} (None: all random), and what to record about them in the checkpoints' metadata:
+    `init_from` (all params), else `model.spynet_init` (the flow network's)."""
+    if config.init_from:
+        if config.model.get("spynet_init", ""):
+            logging.info("model.spynet_init is not used: init_from=%s gives every param, the flow network's too")
+        params, record = load_init_from(config, abstract_params)
+        logging.info("starting from the weights of %s (params only: a fresh optimizer, step 0)", record)
+        return dict(params), {"init_from": record}
+    if config.model.get("spynet_init", ""):
+        params, record = load_spynet_init(config, abstract_params)
+        logging.info("the flow network (%s) starts from %s", ", ".join(params), record)
+        return params, {"spynet_init": record}
+    return None, {}
+
+
+def _has_checkpoints(workdir: str) -> bool:
+    directory = checkpointing.checkpoint_dir(workdir)
+    return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
+def _subtree(tree, path: str):
+    """tree["a"]["b"] for path "a/b"; None where it has no such module."""
+    for key in path.split("/"):
+        if not isinstance(tree, Mapping) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _with_weights(state: TrainState, weights: dict | None, mesh) -> TrainState:
+    """`state` with the params (and the EMA when kept) of the modules in `weights` ({"a/b":
+    params} by path, "a" for a top-level one) replaced."""
+    if not weights:
+        return state
+    rep = sharding.replicated(mesh)
+
+    def put(tree):
+        def replace(node, keys, value):
+            node = dict(node)
+            node[keys[0]] = (
+                jax.tree.map(lambda a, v: jax.device_put(np.asarray(v, a.dtype), rep), node[keys[0]], value)
+                if len(keys) == 1
+                else replace(node[keys[0]], keys[1:], value)
+            )
+            return node
+
+        for path, value in weights.items():
+            tree = replace(tree, path.split("/"), value)
+        return tree
+
+    return state.replace(params=put(state.params), ema=put(state.ema) if state.ema is not None else None)
 
 
 def build_perceptual(config):
@@ -680,7 +965,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model = build_model(config)
     tx = make_optimizer(config)
     critic = Critic(config) if config.gan.loss else None
-    d_tx = make_optimizer(config, learning_rate=config.gan.learning_rate) if critic else None
+    d_tx = make_optimizer(config, learning_rate=config.gan.learning_rate, flow=False) if critic else None
     abstract = abstract_train_state(config, model, tx, mesh, critic, d_tx)
     num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(abstract.params))
     config_dict = config.to_dict()
@@ -692,14 +977,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "dataset": pipeline.signature(train_source, config.data),
     }
 
+    wants_weights = bool(config.init_from or config.model.get("spynet_init", ""))
+    weights = None
+    if wants_weights and not _has_checkpoints(workdir):  # a fresh run: weights that do not fit fail here
+        weights, record = starting_weights(config, abstract.params)
+        metadata.update(record)
     ckpt = checkpointing.Checkpointer(workdir, save_every=config.checkpoint_every, keep=config.keep_checkpoints)
     signals = _StopSignals(multi_process=jax.process_count() > 1)
     writer, finished = None, False
     try:
         found = ckpt.restore_newest(state_fields(abstract), check=_refuse_other_model(workdir, abstract, config_dict))
-        state = (
-            _state_from(found, abstract, mesh) if found else create_train_state(config, model, tx, mesh, critic, d_tx)
-        )
+        if found:
+            saved_metadata = found[3] or {}
+            for key in ("init_from", "spynet_init"):  # where the run's weights came from, in every checkpoint
+                if key in saved_metadata:
+                    metadata[key] = saved_metadata[key]
+                else:
+                    metadata.pop(key, None)
+            if wants_weights:
+                logging.warning(
+                    "resuming from step %d: init_from / model.spynet_init are not used (this run started from %s)",
+                    found[1],
+                    {k: saved_metadata[k] for k in ("init_from", "spynet_init") if k in saved_metadata} or "random",
+                )
+        elif wants_weights and weights is None:  # no usable checkpoint after all (damaged ones set aside)
+            weights, record = starting_weights(config, abstract.params)
+            metadata.update(record)
+
+        def fresh_state():
+            return _with_weights(create_train_state(config, model, tx, mesh, critic, d_tx), weights, mesh)
+
+        state = _state_from(found, abstract, mesh) if found else fresh_state()
         start_step = int(jax.device_get(state.step))
         _log_start(mesh, config, start_step, num_params)
         if found:
@@ -714,7 +1022,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             config=config,
             state=state,
             train_step=jit_train_step(step_fn, mesh, frozen),
-            fresh_state=lambda: create_train_state(config, model, tx, mesh, critic, d_tx),
+            fresh_state=fresh_state,
             abstract=abstract,
             mesh=mesh,
             ckpt=ckpt,

@@ -31,7 +31,7 @@ static): one compiled program per clip length.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -76,6 +76,8 @@ class BasicVSR(nn.Module):
     ``{backward,forward}_trunk/main_0``, ``…/main_2_{i}/conv{1,2}``, ``fusion``,
     ``upconv1``, ``upconv2``, ``conv_hr``, ``conv_last``.
     """
+
+    flow_modules: ClassVar[tuple[str, ...]] = ("spynet",)  # the flow network's params (train.make_optimizer)
 
     scale: int = 4
     num_feat: int = 64
