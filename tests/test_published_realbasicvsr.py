@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests import published_helpers as ph
-from vsr_jax import models
+from vsr_jax import checkpointing, models
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import __main__ as cli
 from vsr_jax.pretrained import convert, importer, mmagic, pth
@@ -119,11 +119,20 @@ def _mmagic_basicvsr_file(tmp_path, ref):
 
 
 def test_mmagic_basicvsrnet_file_imports_as_basicvsr(tmp_path, ref):
-    spec, config, params = _mmagic_basicvsr_file(tmp_path, ref)
+    """Through `import_weights`: the run's metadata says which weights of the file it holds."""
+    sd = recipe.basicvsr_state_dict()
+    path = tmp_path / "basicvsr_mmagic.npz"
+    np.savez(path, step_counter=np.zeros(1, np.float32), **{f"generator.{k}": v for k, v in sd.items()})
+    spec, params = importer.import_weights(str(path), str(tmp_path / "run"))
     assert (spec.arch, spec.kwargs) == ("basicvsr", {"num_feat": recipe.MID, "num_block": recipe.PROP_BLOCKS})
-    assert spec.source == "MMagic module names, generator (no EMA in the file)"
-    assert config.model.name == "basicvsr"
     assert params["backward_trunk"]["main_2_1"]["conv2"]["kernel"].shape == (3, 3, recipe.MID, recipe.MID)
+    meta = checkpointing.Checkpointer(str(tmp_path / "run"), save_every=1, async_save=False)
+    try:
+        source = meta.read_json(0, "metadata")["imported_from"]
+    finally:
+        meta.close()
+    assert source["arch"] == "basicvsr"
+    assert source["weights"] == "MMagic module names, generator (no EMA in the file)"
 
 
 @pytest.mark.slow  # ~7 s; MMagic's BasicVSRNet names and computation are also in test_realbasicvsr_equals_mmagic
