@@ -169,3 +169,16 @@ def test_wrong_data_dir_in_a_subprocess_is_one_line(tmp_path):
     assert proc.returncode == 1
     err = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith(("W", "I"))]
     assert len(err) == 1 and "lacks the clip(s) ['city', 'foliage', 'walk']" in err[0], proc.stderr[-2000:]
+
+
+def test_reds4_reads_basicsrs_test_layout(tmp_path):
+    from vsr_jax.evaluate import datasets
+
+    for k, clip in enumerate(REDS4):  # BasicSR's REDS4 test folders: GT/ and sharp_bicubic/
+        hr = clip_frames(k, n=2, h=16, w=20)
+        write_clip(tmp_path / "GT" / clip, hr)
+        write_clip(tmp_path / "sharp_bicubic" / clip, np.full((2, 4, 5, 3), k, np.uint8))
+    pairs = datasets.named_pairs("reds4", str(tmp_path), scale=4, degradation="bi")
+    assert [p.name for p in pairs] == list(REDS4) and [int(p.lr.max()) for p in pairs] == [0, 1, 2, 3]
+    bd = datasets.named_pairs("reds4", str(tmp_path), scale=4, degradation="bd")  # not BD: made from HR
+    np.testing.assert_array_equal(bd[1].lr, pipeline.degrade_clip(bd[1].hr, 4, "bd"))

@@ -116,3 +116,21 @@ def test_errors_are_one_line(root, tmp_path):
     with pytest.raises(UserError) as e:
         pipeline.make_source(data_for(tmp_path / "only_train", num_frames=1), "test")
     assert "no test clips" in str(e.value) and "000, 011, 015, 020" in str(e.value)
+
+
+def test_vsr_eval_scores_a_reds_runs_split_from_data_dir(root, capsys):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from vsr_jax.evaluate import __main__ as vsr_eval
+
+    config = tiny_unet_config()
+    config.data = data_for(root, path="")  # a saved run's config: its paths are emptied
+    with flagsaver.flagsaver():
+        flags.FLAGS(["vsr-eval", "--workdir=/unused"])
+        with pytest.raises(SystemExit):
+            vsr_eval.test_pairs(config, {})
+        assert "the REDS root holding train_sharp/" in capsys.readouterr().err
+        flags.FLAGS(["vsr-eval", "--workdir=/unused", f"--data_dir={root}"])
+        pairs, name, kind = vsr_eval.test_pairs(config, {})
+    assert (name, kind) == ("reds", "bi") and [p.name for p in pairs] == list(reds.REDS4)

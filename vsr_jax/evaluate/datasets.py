@@ -10,8 +10,9 @@ Folder layouts (ROOT = `--data_dir`); LR folders are used when present:
 
 - `vid4`: HR `ROOT/GT/<clip>/`, LR `ROOT/BIx4/<clip>/` or `ROOT/BDx4/<clip>/`;
   clips calendar, city, foliage, walk.
-- `reds4`: HR `ROOT/GT/<clip>/` or `ROOT/train_sharp/<clip>/`, LR `ROOT/BIx4/` or
-  `ROOT/train_sharp_bicubic/X4/`; clips 000, 011, 015, 020.
+- `reds4`: HR `ROOT/GT/<clip>/` or `ROOT/train_sharp/<clip>/`, LR `ROOT/BIx4/`,
+  `ROOT/train_sharp_bicubic/X4/` or `ROOT/sharp_bicubic/` (BasicSR's REDS4 test layout, ×4);
+  clips 000, 011, 015, 020.
 - `udm10`: HR `ROOT/GT/<clip>/`, LR `ROOT/BDx4/` or `ROOT/BIx4/`; every clip folder.
 - `folder`: HR `ROOT/<clip>/` (folders of frames or video files), or ROOT itself as one
   clip; LR from `--lr_dir` with the same clip names, else degraded.
@@ -112,6 +113,8 @@ def _lr_dirs(root: str, kind: str, scale: int) -> list[str]:
     dirs = [os.path.join(root, tag)]
     if kind == "bi":
         dirs.append(os.path.join(root, "train_sharp_bicubic", f"X{scale}"))  # REDS
+        if scale == 4:  # BasicSR's REDS4 test folder (options/test/BasicVSR/test_BasicVSR_REDS.yml)
+            dirs.append(os.path.join(root, "sharp_bicubic"))
     return dirs
 
 
