@@ -182,3 +182,17 @@ def test_reds4_reads_basicsrs_test_layout(tmp_path):
     assert [p.name for p in pairs] == list(REDS4) and [int(p.lr.max()) for p in pairs] == [0, 1, 2, 3]
     bd = datasets.named_pairs("reds4", str(tmp_path), scale=4, degradation="bd")  # not BD: made from HR
     np.testing.assert_array_equal(bd[1].lr, pipeline.degrade_clip(bd[1].hr, 4, "bd"))
+
+
+def test_a_registry_files_published_score_is_printed_beside_ours(vid4, tmp_path, eval_main, capsys, monkeypatch):
+    import dataclasses
+
+    from vsr_jax.pretrained import importer, registry
+
+    spec = importer.infer_spec(importer.read_state_dict(str(PTH)))
+    entry = dataclasses.replace(registry.get("MSRResNet_x4"), name="tiny", file="msrresnet_x4.pth", kwargs=spec.kwargs)
+    monkeypatch.setitem(registry.ENTRIES, "tiny", entry)  # the file's name is a published one
+    eval_main(f"--weights={PTH}", "--dataset=vid4", f"--data_dir={vid4}", "--max_clips=1", f"--out={tmp_path}")
+    assert f"published for tiny: {entry.score}" in capsys.readouterr().out
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert result["registry"] == "tiny" and result["published"] == entry.score and list(result["clips"]) == ["calendar"]

@@ -308,6 +308,7 @@ def evaluate_published(cache: dict) -> dict:
         model=config.model.name,
         weights=os.path.abspath(path),
         registry=entry.name if entry else "",
+        published=entry.score if entry else "",
         dataset=name,
         degradation=kind,
         scale=scale,
@@ -329,6 +330,7 @@ def evaluate_published(cache: dict) -> dict:
     print(
         f"{name} {channel.upper()} PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} "
         f"(bicubic {result['bicubic_psnr']:.4f} / {result['bicubic_ssim']:.4f})"
+        + (f"; published for {entry.name}: {entry.score}" if entry and entry.score else "")
     )
     if _OUT.value:
         out = os.path.expanduser(_OUT.value)
