@@ -196,3 +196,20 @@ def test_a_registry_files_published_score_is_printed_beside_ours(vid4, tmp_path,
     assert f"published for tiny: {entry.score}" in capsys.readouterr().out
     result = json.loads((tmp_path / "metrics.json").read_text())
     assert result["registry"] == "tiny" and result["published"] == entry.score and list(result["clips"]) == ["calendar"]
+
+
+def test_flip_seq_averages_the_clip_and_its_reverse():
+    import jax.numpy as jnp
+
+    from vsr_jax.evaluate import __main__ as vsr_eval
+
+    class Running:  # a "recurrent" model: frame t's output is w × the sum of the frames so far
+        def apply(self, variables, x, train=False):
+            return jnp.cumsum(x, axis=1) * variables["params"]["w"]
+
+    lr = np.array([10, 20, 40], np.uint8).reshape(3, 1, 1, 1) * np.ones((1, 1, 1, 3), np.uint8)
+    out = vsr_eval.flip_seq_predictor(Running(), {"w": jnp.float32(0.5)})(lr)
+    a, b, c = 10 / 255, 20 / 255, 40 / 255  # BasicSR: ½(out[:n] + out[n:].flip) over [a, b, c, c, b, a]
+    want = 0.5 * 0.5 * np.array([3 * a + 2 * b + 2 * c, 2 * a + 3 * b + 2 * c, 2 * a + 2 * b + 3 * c])
+    np.testing.assert_allclose(out[:, 0, 0, 0], want, rtol=1e-6)
+    assert out.shape == (3, 1, 1, 3)

@@ -21,10 +21,12 @@ vsr_jax.pretrained list`, fetched into the weights cache) is scored with no run 
 architecture comes from its keys (`pretrained.importer.load_weights`). It has no held-out
 split, so --dataset is required. The defaults then follow the test set's published protocol
 (`datasets.PROTOCOLS`, printed with its source): Vid4 and UDM10 Y channel, REDS4 RGB, crop
-border 0, UDM10 with BD LR, Vimeo-90K the centre frame; --channel, --crop_border,
---degradation and --[no]center_frame override them. Video models see each clip whole in one
-call (BasicVSR propagates over all of it, as BasicSR's VideoRecurrentTestDataset); image
-models see batches of frames. The table prints; --out=DIR also writes metrics.json,
+border 0, UDM10 with BD LR, Vimeo-90K the centre frame of each clip + its reverse averaged;
+--channel, --crop_border, --degradation, --[no]center_frame and --[no]flip_seq override
+them. Video models see each clip whole in one call (BasicVSR propagates over all of it, as
+BasicSR's VideoRecurrentTestDataset; our BasicVSR unrolls over the clip's frames, so each new
+clip length compiles anew: ~1.8 s per frame at full width on a CPU); image models see
+batches of frames. The table prints; --out=DIR also writes metrics.json,
 metrics.csv and samples.png there (nothing is written without --out).
 
 A run folder may come from elsewhere: the model is rebuilt from its config and the
@@ -91,6 +93,12 @@ _CENTER = flags.DEFINE_bool(
     "center_frame",
     False,
     "Score only each clip's middle frame (Vimeo-90K's published protocol, on by default there with --weights); no tOF.",
+)
+_FLIP_SEQ = flags.DEFINE_bool(
+    "flip_seq",
+    False,
+    "Video models: each clip and its reverse in one call, the two outputs averaged (BasicSR's flip_seq; "
+    "on by default for vimeo90k with --weights/--model).",
 )
 _CROP = flags.DEFINE_integer(
     "crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale; --weights/--model: the protocol's)."
@@ -250,6 +258,23 @@ def _channel_view(result: dict, channel: str) -> dict:
     return {**swap(result), "clips": {name: swap(clip) for name, clip in result["clips"].items()}}
 
 
+def flip_seq_predictor(model, params):
+    """A `Predict` of a video model as BasicSR's `VideoRecurrentModel.test` with flip_seq: the
+    clip followed by its reverse in one call, output t = ½(out[t] + out[2n−1−t]), then clipped."""
+    import jax
+    import numpy as np
+
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False))
+
+    def predict(lr):
+        x = np.asarray(lr, np.float32) / np.float32(255)
+        n = len(x)
+        out = np.asarray(apply(params, np.concatenate([x, x[::-1]])[None]))[0]
+        return np.clip(np.float32(0.5) * (out[:n] + out[n:][::-1]), 0.0, 1.0)
+
+    return predict
+
+
 def evaluate_published(cache: dict) -> dict:
     """--weights=FILE or --model=NAME on --dataset with the test set's published protocol
     (see the module docstring); prints the table, writes it under --out when given."""
@@ -277,15 +302,25 @@ def evaluate_published(cache: dict) -> dict:
     crop = proto.crop(scale) if _CROP.value < 0 else _CROP.value
     channel = _CHANNEL.value or proto.channel
     center = _CENTER.value if FLAGS["center_frame"].present else proto.center_frame
+    video = int(config.data.num_frames) > 1
+    flip = video and (_FLIP_SEQ.value if FLAGS["flip_seq"].present else proto.flip_seq)
+    if flip and _ENSEMBLE.value:
+        _fail("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
+    source, published = proto.source, (proto.crop(scale), proto.channel, proto.center_frame, video and proto.flip_seq)
+    if (crop, channel, center, flip) != published:
+        source += f", overridden: channel {channel}, crop_border {crop}, center_frame {center}, flip_seq {flip}"
     config.data.name, config.data.degradation = name, kind  # a fresh config, not a saved one
     pairs, _, _ = test_pairs(config, cache)
-    predict = evaluate.make_predictor(
-        model,
-        params,
-        num_frames=int(config.data.num_frames),
-        batch_frames=int(config.eval.batch_frames),
-        self_ensemble=_ENSEMBLE.value,
-    )
+    if flip:
+        predict = flip_seq_predictor(model, params)
+    else:
+        predict = evaluate.make_predictor(
+            model,
+            params,
+            num_frames=int(config.data.num_frames),
+            batch_frames=int(config.eval.batch_frames),
+            self_ensemble=_ENSEMBLE.value,
+        )
     label = entry.name if _MODEL.value else os.path.basename(path)
     t0 = time.time()
     from tqdm import tqdm
@@ -314,17 +349,17 @@ def evaluate_published(cache: dict) -> dict:
         scale=scale,
         crop_border=crop,
         channel=channel,
-        protocol=proto.source
-        if (crop, channel, center) == (proto.crop(scale), proto.channel, proto.center_frame)
-        else f"{proto.source}, overridden: channel {channel}, crop_border {crop}, center_frame {center}",
+        protocol=source,
         self_ensemble=_ENSEMBLE.value,
         frames="center" if center else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
-        whole_clips=int(config.data.num_frames) > 1,
+        whole_clips=video,
+        flip_seq=flip,
         seconds=round(time.time() - t0, 2),
     )
     print(
         f"\n{label} ({config.model.name} x{scale}) on {name}, {kind.upper()} LR, "
-        f"PSNR/SSIM on {channel.upper()}, crop {crop}{', centre frames' if center else ''}\n"
+        f"PSNR/SSIM on {channel.upper()}, crop {crop}{', centre frames' if center else ''}"
+        f"{', each clip + its reverse averaged' if flip else ''}\n"
         f"protocol: {result['protocol']}\n{evaluate.format_table(_channel_view(result, channel))}"
     )
     print(

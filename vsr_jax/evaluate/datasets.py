@@ -53,6 +53,7 @@ class Protocol:
     crop_border: int  # pixels cut from each edge; -1: the scale
     degradation: str = ""  # LR: "bi" / "bd"; "": the model's (a BD-trained file: bd, else bi)
     center_frame: bool = False  # score only each clip's middle frame
+    flip_seq: bool = False  # video models: the clip then its reverse in one call, the two outputs averaged
     source: str = ""
 
     def crop(self, scale: int) -> int:
@@ -84,8 +85,9 @@ PROTOCOLS = {
         "y",
         0,
         center_frame=True,
-        source="BasicSR options/test/BasicVSR/test_BasicVSR_Vimeo90K_BIx4.yml:36-47 "
-        "(center_frame_only, crop_border 0, test_y_channel true; its flip_seq averaging is not done)",
+        flip_seq=True,
+        source="BasicSR options/test/BasicVSR/test_BasicVSR_Vimeo90K_BIx4.yml:35-47 "
+        "(flip_seq, center_frame_only, crop_border 0, test_y_channel true)",
     ),
 }
 DEFAULT_PROTOCOL = Protocol("y", -1, source="vsr_jax's default (no published protocol for this test set)")

@@ -11,8 +11,10 @@ folder, so both sides read the same LR) are written; then
 * ours: ``python -m vsr_jax.evaluate --weights=FILE --dataset=vid4|reds4 --data_dir=ROOT``
   with its defaults (the published protocol), in the project's venv;
 
-and prints both per clip. Measured (BasicSR 1.4.2, torch 2.13 CPU; 4 clips of 7 frames of
-40×48 LR): Vid4 mean |diff| 3.3e-7 dB PSNR, 9.8e-8 SSIM; REDS4 9.1e-7 dB, 8.4e-9.
+and prints both per clip; a third case adds flip_seq on Vid4 (BasicSR's Vimeo-90K test
+option: the clip and its reverse, outputs averaged). Measured (BasicSR 1.4.2, torch 2.13 CPU; 4 clips of 7 frames of
+40×48 LR): Vid4 mean |diff| 3.3e-7 dB PSNR, 9.8e-8 SSIM; REDS4 9.1e-7 dB, 8.4e-9;
+Vid4 with flip_seq 8.0e-7 dB, 9.2e-9.
 Run with the authors' venv (see tests/data/published/README.md):
 
     PYTHONPATH=tests/data/published/refstub /tmp/refvenv/bin/python tests/data/published/check_eval_weights.py
@@ -33,7 +35,13 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[3]
 PROJECT_PYTHON = os.environ.get("VSR_PYTHON", str(REPO / ".venv" / "bin" / "python"))
 T, H, W = 7, 40, 48  # LR frames per clip and size (SpyNet of BasicSR needs sides over 32 px)
-SETS = {"vid4": (("calendar", "city", "foliage", "walk"), True), "reds4": (("000", "011", "015", "020"), False)}
+VID4, REDS4 = ("calendar", "city", "foliage", "walk"), ("000", "011", "015", "020")
+# (dataset, clips, Y channel, LR folder (BasicSR's test option files'), flip_seq)
+CASES = [
+    ("vid4", VID4, True, "BIx4", False),
+    ("reds4", REDS4, False, "sharp_bicubic", False),
+    ("vid4", VID4, True, "BIx4", True),
+]
 
 
 def _recipe():
@@ -68,7 +76,7 @@ def write_tree(root: pathlib.Path, names, lr_dir: str) -> None:
                 cv2.imwrite(str(root / sub / name / f"{t:08d}.png"), f[..., ::-1])
 
 
-def basicsr_scores(net, root: pathlib.Path, names, lr_dir: str, y: bool) -> dict:
+def basicsr_scores(net, root: pathlib.Path, names, lr_dir: str, y: bool, flip: bool) -> dict:
     import cv2
     import torch
     from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -80,8 +88,14 @@ def basicsr_scores(net, root: pathlib.Path, names, lr_dir: str, y: bool) -> dict
     out = {}
     for name in names:
         lq = torch.stack(img2tensor([f.astype(np.float32) / 255.0 for f in read(lr_dir, name)]))[None]
+        n = lq.size(1)
+        if flip:  # as VideoRecurrentModel.test with val.flip_seq
+            lq = torch.cat([lq, lq.flip(1)], dim=1)
         with torch.no_grad():
-            sr = net(lq)[0]
+            sr = net(lq)
+        if flip:
+            sr = 0.5 * (sr[:, :n] + sr[:, n:].flip(1))
+        sr = sr[0]
         gts = read("GT", name)
         psnr = [calculate_psnr(tensor2img(s), g, 0, test_y_channel=y) for s, g in zip(sr, gts, strict=True)]
         ssim = [calculate_ssim(tensor2img(s), g, 0, test_y_channel=y) for s, g in zip(sr, gts, strict=True)]
@@ -101,15 +115,16 @@ def main() -> None:
         tmp = pathlib.Path(tmp)
         weights = tmp / "basicvsr_narrow.pth"
         torch.save({"params": {k: torch.from_numpy(v) for k, v in sd.items()}}, weights)
-        for dataset, (names, y) in SETS.items():
-            lr_dir = "BIx4" if dataset == "vid4" else "sharp_bicubic"  # BasicSR's test option files' folders
+        for k, (dataset, names, y, lr_dir, flip) in enumerate(CASES):
             root = tmp / dataset
-            write_tree(root, names, lr_dir)
-            theirs = basicsr_scores(net, root, names, lr_dir, y)
-            out = tmp / f"out_{dataset}"
+            if not root.exists():
+                write_tree(root, names, lr_dir)
+            theirs = basicsr_scores(net, root, names, lr_dir, y, flip)
+            out = tmp / f"out_{k}"
             proc = subprocess.run(
                 [PROJECT_PYTHON, "-m", "vsr_jax.evaluate", f"--weights={weights}", f"--dataset={dataset}"]
-                + [f"--data_dir={root}", f"--out={out}"],
+                + [f"--data_dir={root}", f"--out={out}"]
+                + (["--flip_seq"] if flip else []),
                 cwd=REPO,
                 capture_output=True,
                 text=True,
@@ -118,7 +133,7 @@ def main() -> None:
                 sys.exit(proc.stderr[-3000:])
             ours = json.loads((out / "metrics.json").read_text())
             space = "y" if y else "rgb"
-            print(f"{dataset} ({'Y' if y else 'RGB'}, crop 0; LR read from {lr_dir}/):")
+            print(f"{dataset} ({'Y' if y else 'RGB'}, crop 0; LR read from {lr_dir}/{'; flip_seq' if flip else ''}):")
             print(f"  {'clip':<10}{'BasicSR PSNR':>14}{'ours':>12}{'BasicSR SSIM':>14}{'ours':>10}")
             for name in names:
                 c = ours["clips"][name]
