@@ -260,6 +260,21 @@ def test_init_from_a_run_folder_and_its_record(tmp_path, file_params):
         np.testing.assert_array_equal(a, b)
 
 
+def test_init_from_a_run_of_our_own_model_whose_saved_config_has_lists(tmp_path, caplog):
+    config = tiny_unet_config()  # model.features (8, 16): a list in the run's saved JSON
+    abstract = _abstract_params(config)
+    params = jax.tree.map(lambda a: np.full(a.shape, 0.5, a.dtype), abstract)
+    checkpointing.write_run(str(tmp_path / "run"), config, params, step=7)
+    config.init_from = str(tmp_path / "run")
+    with caplog.at_level(logging.WARNING):
+        weights, record = train.starting_weights(config, abstract)
+    assert record["init_from"]["step"] == 7 and all(np.all(x == 0.5) for x in _leaves(weights))
+    assert not [r for r in caplog.records if "was made with" in r.getMessage()]  # (8, 16) == [8, 16]
+    config.model.features = (8, 8)
+    with pytest.raises(ConfigError, match=r"holds a unet x2 with features \[8, 16\], the config builds a unet x2 with"):
+        train.starting_weights(config, _abstract_params(config))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

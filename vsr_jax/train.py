@@ -400,7 +400,8 @@ def _model_options(name: str, scale: int, kwargs: dict) -> dict:
     """Every option of the model `name` as built (defaults included), but its compute dtype."""
     model = models.create_model(name, scale, kwargs)
     skip = {"parent", "name", "scale", "dtype"}
-    return {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in skip}
+    value = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731 - a saved config's JSON has lists
+    return {f: value(getattr(model, f)) for f in model.__dataclass_fields__ if f not in skip}
 
 
 def _describe(name: str, scale: int, options: dict, keys) -> str:
