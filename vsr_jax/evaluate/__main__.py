@@ -98,7 +98,7 @@ _FLIP_SEQ = flags.DEFINE_bool(
     "flip_seq",
     False,
     "Video models: each clip and its reverse in one call, the two outputs averaged (BasicSR's flip_seq; "
-    "on by default for vimeo90k with --weights/--model).",
+    "on by default for vimeo90k with --weights/--model; image models: no effect).",
 )
 _CROP = flags.DEFINE_integer(
     "crop_border", -1, "Pixels cut from each edge before PSNR/SSIM (-1: the scale; --weights/--model: the protocol's)."
@@ -184,6 +184,24 @@ def _lpips(cache: dict):
     return cache["lpips"]
 
 
+def _predictor(model, params, config, flip: bool):
+    """`evaluate.make_predictor` (whole clips for video models), or `flip_seq_predictor` when
+    `flip` and the model is a video model."""
+    from vsr_jax import evaluate
+
+    if flip and int(config.data.num_frames) > 1:
+        if _ENSEMBLE.value:
+            _fail("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
+        return flip_seq_predictor(model, params)
+    return evaluate.make_predictor(
+        model,
+        params,
+        num_frames=int(config.data.num_frames),
+        batch_frames=int(config.eval.batch_frames),
+        self_ensemble=_ENSEMBLE.value,
+    )
+
+
 def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     """Evaluates one checkpoint; writes its metrics, CSV, figure and TensorBoard scalars."""
     import jax
@@ -196,13 +214,8 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     pairs, name, kind = test_pairs(config, cache)
     scale = int(config.data.scale)
     crop = scale if _CROP.value < 0 else _CROP.value
-    predict = evaluate.make_predictor(
-        model,
-        params,
-        num_frames=int(config.data.num_frames),
-        batch_frames=int(config.eval.batch_frames),
-        self_ensemble=_ENSEMBLE.value,
-    )
+    channel = _CHANNEL.value or "y"
+    predict = _predictor(model, params, config, _FLIP_SEQ.value)
     t0 = time.time()
     with tqdm(total=len(pairs), unit="clip", desc=f"{os.path.basename(workdir.rstrip('/'))} step {step}") as bar:
         result = evaluate.evaluate_clips(
@@ -224,6 +237,8 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
         dataset=tag,
         scale=scale,
         crop_border=crop,
+        channel=channel,
+        flip_seq=bool(_FLIP_SEQ.value and int(config.data.num_frames) > 1),
         self_ensemble=_ENSEMBLE.value,
         frames="center" if _CENTER.value else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
         seconds=round(time.time() - t0, 2),
@@ -241,7 +256,8 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
         writer.write_scalars(step, {f"{tag}/{k}": result[k] for k in keys})
         writer.write_images(step, {f"{tag}/{n}": img[None] for n, _, img in rows})
         writer.close()
-        print(f"\n{workdir} step {step}, {tag} ×{scale}, crop {crop}:\n{evaluate.format_table(result)}")
+        table = evaluate.format_table(_channel_view(result, channel))
+        print(f"\n{workdir} step {step}, {tag} ×{scale}, PSNR/SSIM on {channel.upper()}, crop {crop}:\n{table}")
         print(f"metrics: {os.path.join(out, 'metrics.json')}\n")
     return result
 
@@ -304,23 +320,12 @@ def evaluate_published(cache: dict) -> dict:
     center = _CENTER.value if FLAGS["center_frame"].present else proto.center_frame
     video = int(config.data.num_frames) > 1
     flip = video and (_FLIP_SEQ.value if FLAGS["flip_seq"].present else proto.flip_seq)
-    if flip and _ENSEMBLE.value:
-        _fail("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
     source, published = proto.source, (proto.crop(scale), proto.channel, proto.center_frame, video and proto.flip_seq)
     if (crop, channel, center, flip) != published:
         source += f", overridden: channel {channel}, crop_border {crop}, center_frame {center}, flip_seq {flip}"
     config.data.name, config.data.degradation = name, kind  # a fresh config, not a saved one
     pairs, _, _ = test_pairs(config, cache)
-    if flip:
-        predict = flip_seq_predictor(model, params)
-    else:
-        predict = evaluate.make_predictor(
-            model,
-            params,
-            num_frames=int(config.data.num_frames),
-            batch_frames=int(config.eval.batch_frames),
-            self_ensemble=_ENSEMBLE.value,
-        )
+    predict = _predictor(model, params, config, flip)
     label = entry.name if _MODEL.value else os.path.basename(path)
     t0 = time.time()
     from tqdm import tqdm
