@@ -13,7 +13,7 @@ import pytest
 from tests import published_helpers as ph
 from tests.conftest import ROOT, load_config, override, tiny_unet_config
 from vsr_jax import checkpointing, config_lib, sharding, train
-from vsr_jax.errors import ConfigError
+from vsr_jax.errors import ConfigError, UserError
 from vsr_jax.pretrained import convert, download, importer
 
 PTH = str(ROOT / "tests" / "data" / "pth" / "msrresnet_x4.pth")  # BasicSR's MSRResNet x4, 8 features, 2 blocks
@@ -125,6 +125,16 @@ def test_a_run_stopped_inside_or_after_the_freeze_resumes_bit_exact(flow_run, tm
         state = update(state, g)
     for a, b in zip(_leaves(jax.device_get(state)), _leaves(states[4]), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_nested_flow_module_is_its_own_group(monkeypatch):
+    """A flow network inside a submodule (realbasicvsr's basicvsr/spynet) by its path."""
+    monkeypatch.setattr(train, "flow_modules", lambda config: ("outer/spynet",))
+    tx = train.make_optimizer(tiny_flow_config(fix_flow_steps=1))
+    params = {"outer": {"spynet": {"k": np.ones(2, np.float32)}, "spynet2": {"k": np.ones(2, np.float32)}}}
+    grads = jax.tree.map(np.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert not np.any(updates["outer"]["spynet"]["k"]) and np.all(updates["outer"]["spynet2"]["k"] != 0)
 
 
 def test_without_the_options_the_optimizer_state_is_the_plain_one():
@@ -349,6 +359,14 @@ def test_spynet_init_loads_basicsr_spynet_into_the_flow_network(spynet_file, tmp
     config.model.spynet_init = PTH  # not a SpyNet
     with pytest.raises(ConfigError, match="model.spynet_init .*msrresnet_x4.pth does not fit the model"):
         train.starting_weights(config, abstract)
+
+
+def test_the_full_recipe_without_the_spynet_file_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSR_JAX_WEIGHTS_DIR", str(tmp_path))
+    config = tiny_basicvsr_config(**{"model.spynet_init": load_config("basicvsr").model.spynet_init})
+    with pytest.raises(UserError) as e:
+        train.starting_weights(config, _abstract_params(config))
+    assert str(tmp_path / "spynet_sintel_final-3d2a1287.pth") in str(e.value) and "\n" not in str(e.value)
 
 
 def test_spynet_init_on_a_model_without_a_flow_network_is_one_line():
