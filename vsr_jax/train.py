@@ -431,6 +431,16 @@ def _check_fits(source: str, have_config, params, config, abstract) -> None:
             f"init_from {source} holds a {_describe(have_name, have_scale, have, differ)}, the config builds a "
             f"{_describe(want_name, want_scale, want, differ)}"
             + (f": set {fix}" if fix and have_scale == want_scale else "")
+            + (
+                f": use a {have_name} config (--config.model.name={have_name}) or {want_name} weights"
+                if have_name != want_name
+                else ""
+            )
+            + (
+                f": set --config.data.scale={have_scale} or use x{want_scale} weights"
+                if same_model and have_scale != want_scale
+                else ""
+            )
             + ("" if differ or have_name != want_name or have_scale != want_scale else f" ({mismatch})")
         )
     if differ:
