@@ -127,6 +127,21 @@ def test_a_run_stopped_inside_or_after_the_freeze_resumes_bit_exact(flow_run, tm
         np.testing.assert_array_equal(a, b)
 
 
+def test_resuming_with_the_flow_options_turned_off_names_them(flow_run, tmp_path):
+    config, *_, states = flow_run
+    ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+    ckpt.save(1, jax.tree.map(jax.numpy.asarray, states[1]), config.to_dict(), {}, force=True)
+    plain = tiny_flow_config(flow_lr_mul=1.0, fix_flow_steps=0, total_steps=9)  # total_steps: no shape
+    params = jax.tree.map(jax.numpy.asarray, states[0].params)
+    state = train.TrainState(np.int32(0), params, train.make_optimizer(plain).init(params), guard=train.new_guard())
+    abstract = checkpointing.abstract_like(state)
+    check = train._refuse_other_model(str(tmp_path), abstract, plain.to_dict())
+    with pytest.raises(checkpointing.CheckpointError, match=r"fix_flow_steps: 2 -> 0; flow_lr_mul: 0.125 -> 1.0") as e:
+        ckpt.restore_newest(train.state_fields(abstract), check=check)
+    ckpt.close()
+    assert "total_steps" not in str(e.value)
+
+
 def test_a_nested_flow_module_is_its_own_group(monkeypatch):
     """A flow network inside a submodule (realbasicvsr's basicvsr/spynet) by its path."""
     monkeypatch.setattr(train, "flow_modules", lambda config: ("outer/spynet",))

@@ -922,7 +922,7 @@ def _config_changes(saved: dict, ours: dict) -> list[str]:
     ]
 
 
-_SHAPE_SECTIONS = ("model", "data", "gan", "optimizer", "ema_decay", "grad_clip_norm")
+_SHAPE_SECTIONS = ("model", "data", "gan", "optimizer", "ema_decay", "grad_clip_norm", "flow_lr_mul", "fix_flow_steps")
 
 
 def _refuse_other_model(workdir: str, abstract: TrainState, config_dict: dict):
