@@ -95,3 +95,24 @@ def test_random_checkpoint_uses_its_seed_noise_and_step(tmp_path):
     kernel = {name: np.asarray(p["Conv_0"]["kernel"]) for name, p in params.items()}  # the 9x9 layer
     assert not np.allclose(kernel["a"], kernel["b"])
     assert np.std(kernel["a"] - kernel["plain"]) == pytest.approx(0.03, rel=0.05)  # the same init, plus the noise
+
+
+def test_model_table_covers_the_published_models_at_the_peers_sizes():
+    """`vsr-bench`'s default table has msrresnet and basicvsr (issue 19); basicvsr's training
+    row is one 7-frame clip (the PyTorch comparison's size), not the recipe's batch of 15-frame
+    clips, and no recipe downloads weights for a speed row (`_set` with only_if_present)."""
+    import ml_collections
+
+    from vsr_jax import bench_models
+
+    assert {"msrresnet", "basicvsr"} <= set(bench_models.FULL)
+    assert bench_models.TRAIN_OVERRIDES["basicvsr"] == {"batch_size": 1, "data.num_frames": 7}
+    config = bench_models.load_config("msrresnet")
+    assert (config.model.name, config.batch_size, config.data.patch_size) == ("msrresnet", 16, 32)
+    c = ml_collections.ConfigDict({"batch_size": 32, "data": {"num_frames": 15}, "model": {"spynet_init": "x"}})
+    for key, value in bench_models.TRAIN_OVERRIDES["basicvsr"].items():
+        bench_models._set(c, key, value)
+    for key in bench_models.NO_INIT_KEYS:
+        bench_models._set(c, key, "", only_if_present=True)
+    assert (c.batch_size, c.data.num_frames, c.model.spynet_init) == (1, 7, "")
+    assert "init_from" not in c  # only where the config has it

@@ -12,7 +12,11 @@ For each config (random weights; speed does not depend on them), at each LR size
 * compile time, apart from the steady state; peak memory (device statistics on GPU/TPU,
   the process's peak RSS on a CPU).
 
-Results are printed as a markdown table and, with `--json`, written as JSON.
+Results are printed as a markdown table and, with `--json`, written as JSON. The published
+architectures run at the sizes of the PyTorch comparison (`experiments/published_speed.py`):
+msrresnet as its recipe (×4, 64×64 and 180×320 LR, batch 16 of 32×32 for training),
+basicvsr on 15-frame clips for inference and one 7-frame clip of 64×64 for training
+(`TRAIN_OVERRIDES`); weight files a recipe starts from are not loaded (`NO_INIT_KEYS`).
 """
 
 from __future__ import annotations
@@ -31,8 +35,14 @@ import numpy as np
 from vsr_jax.models import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FULL = ("srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan")
+FULL = ("srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan", "msrresnet", "basicvsr")
 QUICK = ("srcnn:quick", "srresnet:quick")
+# Training rows at other sizes than the recipe's own (config overrides, by config file name):
+# BasicVSR trains on one 7-frame clip of 64×64 LR as in the PyTorch comparison of issue 19
+# (experiments/published_speed.py); its inference rows keep the recipe's 15 frames.
+TRAIN_OVERRIDES = {"basicvsr": {"batch_size": 1, "data.num_frames": 7}}
+# Weight files a recipe starts from (a download; speed does not depend on the weights).
+NO_INIT_KEYS = ("init_from", "model.spynet_init")
 
 
 def load_config(spec: str):
@@ -43,6 +53,16 @@ def load_config(spec: str):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(preset) if preset else module.get_config()
+
+
+def _set(config, dotted: str, value, only_if_present: bool = False) -> None:
+    """config.<dotted> = value (`only_if_present`: only where the config has that key)."""
+    *parents, leaf = dotted.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    if not only_if_present or leaf in node:
+        node[leaf] = value
 
 
 def _call_times(fn, reps: int) -> list[float]:
@@ -103,6 +123,8 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     from vsr_jax import config_lib, models, sharding, train
 
     config = load_config(spec)
+    for key in NO_INIT_KEYS:
+        _set(config, key, "", only_if_present=True)
     _reset_peak_memory()
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
@@ -132,6 +154,9 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     # training at the recipe's batch and patch size, on one device, every loss term of the
     # recipe (discriminator and VGG included: random VGG weights, speed does not depend on them)
     config.loss.allow_random_vgg = True
+    for key, value in TRAIN_OVERRIDES.get(spec.partition(":")[0], {}).items():
+        _set(config, key, value)
+    t = int(config.data.num_frames)
     mesh = sharding.make_mesh(jax.devices()[:1])
     tx = train.make_optimizer(config)
     critic = train.Critic(config) if config.gan.loss else None
