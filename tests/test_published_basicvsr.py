@@ -90,3 +90,14 @@ def test_one_frame_clips_and_small_frames_run(state_dict, shape):
     out = jax.jit(narrow().apply)({"params": params}, jnp.full(shape, 0.5))
     n, t, h, w, _ = shape
     assert out.shape == (n, t, 4 * h, 4 * w, 3) and bool(jnp.all(jnp.isfinite(out)))
+
+
+def test_training_pass_equals_basicsr_too(ref, state_dict):
+    """With train=True the reconstruction runs on all frames in one batch (inference: frame by
+    frame, see the module docstring): the same outputs as the authors' either way."""
+    model = narrow()
+    params = convert.state_dict_to_params(state_dict, skip=SKIP)
+    lr = ref["frames"].astype(np.float32) / np.float32(255)
+    out = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x, train=True))(params, lr))
+    s = recipe.STRIDE
+    assert float(np.max(np.abs(out[:, :, ::s, ::s] - ref["output_strided"]))) <= 1e-4

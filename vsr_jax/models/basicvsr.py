@@ -21,7 +21,10 @@ and Beyond" (CVPR 2021). The computation of the authors' module, so their weight
   ``upconv1`` (to 4·num_feat) → pixel shuffle ×2 → LeakyReLU, ``upconv2`` (to 256) →
   pixel shuffle ×2 → LeakyReLU, ``conv_hr`` (64→64) → LeakyReLU, ``conv_last`` (64→3),
   plus the frame upsampled ×4 bilinearly (``align_corners=False``). LeakyReLU slope 0.1;
-  the reconstruction runs on all frames at once (it is per frame).
+  the reconstruction is per frame: in inference one frame after the other (as the authors'
+  loop; only one frame's HR features are alive at a time: 15 frames of 180×320 at once
+  would need several 3.5 GB tensors), in training (``train=True``) on all N·T frames at
+  once (fewer, larger operations for the backward pass).
 
 Only ×4 (as the authors'). Any frame size (the authors' SpyNet raises for a side of
 32 px or less; `spynet.SpyNet` goes on there, see its docstring). Shapes: (N, T, h, w, 3)
@@ -86,7 +89,6 @@ class BasicVSR(nn.Module):
 
     @nn.compact
     def __call__(self, lr, train: bool = False):
-        del train  # no dropout / batch norm
         if self.scale != 4:
             raise ValueError(f"basicvsr supports only scale 4 (as the authors'), got scale={self.scale!r}")
         if lr.ndim != 5 or lr.shape[-1] != 3:
@@ -122,14 +124,25 @@ class BasicVSR(nn.Module):
             feat = forward_trunk(jnp.concatenate([lr[:, i], feat], axis=-1)).astype(jnp.float32)
             forward[i] = feat
 
-        # The reconstruction, per frame, on all N·T frames at once.
-        feats = jnp.concatenate([jnp.stack(backward, 1), jnp.stack(forward, 1)], axis=-1)
-        x = feats.reshape(n * t, h, w, 2 * self.num_feat)
+        # The reconstruction, per frame (as the authors'), with the same layers for every frame.
         conv = lambda f, k, name: layers.Conv(f, k, dtype=self.dtype, name=name)  # noqa: E731
-        x = _lrelu(conv(self.num_feat, 1, "fusion")(x))
-        x = _lrelu(layers.pixel_shuffle(conv(self.num_feat * 4, 3, "upconv1")(x), 2))
-        x = _lrelu(layers.pixel_shuffle(conv(64 * 4, 3, "upconv2")(x), 2))
-        x = _lrelu(conv(64, 3, "conv_hr")(x))
-        x = conv(3, 3, "conv_last")(x).astype(jnp.float32)
-        base = resize_bilinear(lr.reshape(n * t, h, w, 3), 4 * h, 4 * w, align_corners=False)
-        return (x + base).reshape(n, t, 4 * h, 4 * w, 3)
+        fusion, upconv1 = conv(self.num_feat, 1, "fusion"), conv(self.num_feat * 4, 3, "upconv1")
+        upconv2, conv_hr, conv_last = conv(64 * 4, 3, "upconv2"), conv(64, 3, "conv_hr"), conv(3, 3, "conv_last")
+
+        def reconstruct(feat, frames):
+            """(M, h, w, 2·num_feat) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3)."""
+            x = _lrelu(fusion(feat))
+            x = _lrelu(layers.pixel_shuffle(upconv1(x), 2))
+            x = _lrelu(layers.pixel_shuffle(upconv2(x), 2))
+            x = conv_last(_lrelu(conv_hr(x))).astype(jnp.float32)
+            return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
+
+        if train:
+            # training: all N·T frames in one batch (fewer, larger ops for the backward pass)
+            feats = jnp.concatenate([jnp.stack(backward, 1), jnp.stack(forward, 1)], axis=-1)
+            x = reconstruct(feats.reshape(n * t, h, w, 2 * self.num_feat), lr.reshape(n * t, h, w, 3))
+            return x.reshape(n, t, 4 * h, 4 * w, 3)
+        # inference: one frame at a time, so that only one frame's HR features are alive at once
+        # (15 frames of 180×320 at once would hold several 3.5 GB tensors)
+        outs = [reconstruct(jnp.concatenate([backward[i], forward[i]], axis=-1), lr[:, i]) for i in range(t)]
+        return jnp.stack(outs, axis=1)
