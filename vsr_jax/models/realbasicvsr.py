@@ -36,7 +36,7 @@ only when needed, and gradients go through it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -71,6 +71,7 @@ class RealBasicVSR(nn.Module):
     num_cleaning_blocks: int = 20
     dynamic_refine_thres: float = 255.0
     dtype: Any = jnp.float32
+    flow_modules: ClassVar[tuple[str, ...]] = ("basicvsr/spynet",)  # the flow network's params (train.make_optimizer)
 
     def setup(self):
         self.image_cleaning_0 = ConvResidualBlocks(self.mid_channels, self.num_cleaning_blocks, self.dtype)
