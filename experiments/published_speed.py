@@ -31,7 +31,9 @@ versions, XLA_FLAGS) and prints the table; `--readme=README.md` also rewrites it
 
     python experiments/published_speed.py [--reps=3] [--cases=msrresnet_infer_64,...] [--quick]
 
-`--quick`: narrow models at small sizes, one rep (a smoke test, about a minute). Where the
+`--quick`: narrow models at small sizes, one rep (a smoke test, 1–3 minutes). Each call's
+process CPU seconds are recorded beside its wall time (the table's CPU column), a hint when
+the machine was busy; the wall-time ratio on a quiet machine is the measurement. Where the
 torch venv is missing the script says so in one line and exits 1.
 """
 
