@@ -8,8 +8,8 @@ bicubic-upsampled LR. The first `gan.pretrain_steps` steps train the generator w
 adversarial term (FRVSR pretraining); evaluation uses the EMA of the generator.
 
 Presets:
-- `configs/gan.py` (full recipe) needs VGG19 weights:
-  `--config.loss.vgg_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (README: VGG weights).
+- `configs/gan.py` (full recipe) uses torchvision's VGG19, downloaded once into the weights
+  cache (`loss.vgg_weights=vgg19`); offline, `--config.loss.vgg_weights=FILE` (README: VGG weights).
 - `configs/gan.py:quick` (a short CPU run on the bundled clips with no other file): a
   narrow generator and no perceptual term; pixel + ping-pong + adversarial.
 - `configs/gan.py:colab` (the Colab notebook, `colab/vsr_jax_tpu.ipynb`, on a TPU v2-8 /
@@ -54,6 +54,7 @@ def get_config(preset: str = "full"):
     config.loss.pixel_weight = 1.0
     config.loss.perceptual_weight = 0.2
     config.loss.vgg_depth = 19
+    config.loss.vgg_weights = "vgg19"  # torchvision's file, fetched into the weights cache
     config.loss.perceptual_layers = "conv2_2,conv3_4,conv4_4,conv5_4"
     config.loss.perceptual_layer_weights = "0.1,0.1,1.0,1.0"
     config.loss.pingpong_weight = 0.5

@@ -9,8 +9,8 @@ vanilla adversarial from the VGG-style discriminator, both at Adam 1e-4. Evaluat
 the checkpoints' `ema` use the EMA of the generator (decay 0.999).
 
 Presets:
-- `configs/srgan.py` (full recipe) needs VGG19 weights:
-  `--config.loss.vgg_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (README: VGG weights).
+- `configs/srgan.py` (full recipe) uses torchvision's VGG19, downloaded once into the weights
+  cache (`loss.vgg_weights=vgg19`); offline, `--config.loss.vgg_weights=FILE` (README: VGG weights).
 - `configs/srgan.py:quick` (a short CPU run on the bundled clips with no other file): 32 wide,
   4 blocks, a quarter-width discriminator, 150 warm-up steps then 150 adversarial ones;
   no perceptual term.
@@ -35,6 +35,7 @@ def get_config(preset: str = "full"):
     config.loss.pixel_weight = 0.01
     config.loss.perceptual_weight = 1.0
     config.loss.vgg_depth = 19
+    config.loss.vgg_weights = "vgg19"  # torchvision's file, fetched into the weights cache
     config.loss.perceptual_layers = "conv5_4"
     config.loss.perceptual_layer_weights = "1.0"
     config.loss.perceptual_criterion = "l1"

@@ -154,6 +154,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     # training at the recipe's batch and patch size, on one device, every loss term of the
     # recipe (discriminator and VGG included: random VGG weights, speed does not depend on them)
     config.loss.allow_random_vgg = True
+    config.loss.vgg_weights = ""  # no download for a speed row
     for key, value in TRAIN_OVERRIDES.get(spec.partition(":")[0], {}).items():
         _set(config, key, value)
     t = int(config.data.num_frames)
