@@ -12,7 +12,7 @@ import pytest
 
 from tests import published_helpers as ph
 from tests.conftest import ROOT, load_config, override, tiny_unet_config
-from vsr_jax import checkpointing, config_lib, sharding, train
+from vsr_jax import checkpointing, config_lib, init_from, sharding, train
 from vsr_jax.errors import ConfigError, UserError
 from vsr_jax.pretrained import convert, download, importer
 
@@ -239,7 +239,7 @@ class _Records(logging.Handler):
 
 def test_a_fresh_run_starts_from_the_file_params(file_params):
     config = msrresnet_config(ema_decay=0.9)
-    weights, record = train.starting_weights(config, _abstract_params(config))
+    weights, record = init_from.starting_weights(config, _abstract_params(config))
     assert record["init_from"]["sha256"] == download.sha256_file(PTH) and record["init_from"]["kind"] == "file"
     mesh = sharding.make_mesh()
     model, tx = train.build_model(config), train.make_optimizer(config)
@@ -279,7 +279,7 @@ def test_init_from_a_run_folder_and_its_record(tmp_path, file_params):
     run = str(tmp_path / "imported")
     importer.import_weights(PTH, run)
     config = msrresnet_config(init_from=run)
-    weights, record = train.starting_weights(config, _abstract_params(config))
+    weights, record = init_from.starting_weights(config, _abstract_params(config))
     assert record["init_from"] == {"source": run, "kind": "run", "path": run, "step": 0}
     for a, b in zip(_leaves(weights), _leaves(file_params), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -292,12 +292,12 @@ def test_init_from_a_run_of_our_own_model_whose_saved_config_has_lists(tmp_path,
     checkpointing.write_run(str(tmp_path / "run"), config, params, step=7)
     config.init_from = str(tmp_path / "run")
     with caplog.at_level(logging.WARNING):
-        weights, record = train.starting_weights(config, abstract)
+        weights, record = init_from.starting_weights(config, abstract)
     assert record["init_from"]["step"] == 7 and all(np.all(x == 0.5) for x in _leaves(weights))
     assert not [r for r in caplog.records if "was made with" in r.getMessage()]  # (8, 16) == [8, 16]
     config.model.features = (8, 8)
     with pytest.raises(ConfigError, match=r"holds a unet x2 with features \[8, 16\], the config builds a unet x2 with"):
-        train.starting_weights(config, _abstract_params(config))
+        init_from.starting_weights(config, _abstract_params(config))
 
 
 @pytest.mark.parametrize(
@@ -322,7 +322,7 @@ def test_weights_that_do_not_fit_are_one_line(overrides, message):
     if config.model.name == "srcnn":
         del config.model["features"], config.model["num_blocks"]
     with pytest.raises(ConfigError) as e:
-        train.starting_weights(config, _abstract_params(config))
+        init_from.starting_weights(config, _abstract_params(config))
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
@@ -358,7 +358,7 @@ def test_spynet_init_loads_basicsr_spynet_into_the_flow_network(spynet_file, tmp
     path, want = spynet_file
     config = tiny_basicvsr_config(**{"model.spynet_init": path})
     abstract = _abstract_params(config)
-    weights, record = train.starting_weights(config, abstract)
+    weights, record = init_from.starting_weights(config, abstract)
     assert set(weights) == {"spynet"} and record["spynet_init"]["sha256"] == download.sha256_file(path)
     for a, b in zip(_leaves(weights["spynet"]), _leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -368,19 +368,19 @@ def test_spynet_init_loads_basicsr_spynet_into_the_flow_network(spynet_file, tmp
             tmp_path / "basicvsr_like.npz", **{f"spynet.{k}": f[k] for k in f.files}, **{"fusion.bias": np.zeros(4)}
         )
     config.model.spynet_init = str(tmp_path / "basicvsr_like.npz")
-    weights, _ = train.starting_weights(config, abstract)
+    weights, _ = init_from.starting_weights(config, abstract)
     for a, b in zip(_leaves(weights["spynet"]), _leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
     config.model.spynet_init = PTH  # not a SpyNet
     with pytest.raises(ConfigError, match="model.spynet_init .*msrresnet_x4.pth does not fit the model"):
-        train.starting_weights(config, abstract)
+        init_from.starting_weights(config, abstract)
 
 
 def test_the_full_recipe_without_the_spynet_file_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setenv("VSR_JAX_WEIGHTS_DIR", str(tmp_path))
     config = tiny_basicvsr_config(**{"model.spynet_init": load_config("basicvsr").model.spynet_init})
     with pytest.raises(UserError) as e:
-        train.starting_weights(config, _abstract_params(config))
+        init_from.starting_weights(config, _abstract_params(config))
     assert str(tmp_path / "spynet_sintel_final-3d2a1287.pth") in str(e.value) and "\n" not in str(e.value)
 
 
