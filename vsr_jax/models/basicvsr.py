@@ -28,8 +28,14 @@ and Beyond" (CVPR 2021). The computation of the authors' module, so their weight
 
 Only ×4 (as the authors'). Any frame size (the authors' SpyNet raises for a side of
 32 px or less; `spynet.SpyNet` goes on there, see its docstring). Shapes: (N, T, h, w, 3)
-in [0, 1] -> (N, T, 4h, 4w, 3), float32, not clipped. The time loops are unrolled (T is
-static): one compiled program per clip length.
+in [0, 1] -> (N, T, 4h, 4w, 3), float32, not clipped.
+
+The time loops (both propagations, and the reconstruction in inference) are `nn.scan`
+(XLA while loops; params broadcast, so their names are the authors'): the program and its
+compile time do not grow with T (each clip length still compiles once: shapes are static).
+The first frame of each pass warps its zero features by a zero flow, which gives zeros as
+the authors' skipped warp. Training on a CPU computes the convolutions inside the loops as
+matrix products (`layers.loop_conv_impl`; the same function, to ~1e-6).
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vsr_jax.models import layers, register
-from vsr_jax.models.msrresnet import ResidualBlockNoBN
 from vsr_jax.models.spynet import SpyNet, resize_bilinear
 from vsr_jax.models.warp import warp
 
@@ -49,19 +54,80 @@ def _lrelu(x):
     return nn.leaky_relu(x, 0.1)
 
 
+class _ResidualBlock(nn.Module):
+    """BasicSR's ``ResidualBlockNoBN`` (as `msrresnet.ResidualBlockNoBN`) with a `layers.Conv` impl."""
+
+    features: int
+    conv_impl: str = "conv"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(layers.Conv(self.features, 3, impl=self.conv_impl, dtype=self.dtype, name="conv1")(x))
+        return x + layers.Conv(self.features, 3, impl=self.conv_impl, dtype=self.dtype, name="conv2")(y)
+
+
+def _conv_residual_blocks(x, features: int, num_block: int, dtype, conv_impl: str):
+    """ConvResidualBlocks' layers in the calling (compact) module: ``main_0``, ``main_2_{i}``."""
+    x = _lrelu(layers.Conv(features, 3, impl=conv_impl, dtype=dtype, name="main_0")(x))
+    for i in range(num_block):
+        x = _ResidualBlock(features, conv_impl, dtype, name=f"main_2_{i}")(x)
+    return x
+
+
 class ConvResidualBlocks(nn.Module):
     """BasicVSR's ConvResidualBlocks: ``main_0`` conv → LeakyReLU(0.1) → ``main_2_{i}`` blocks."""
 
     features: int
     num_block: int
     dtype: Any = jnp.float32
+    conv_impl: str = "conv"  # see layers.Conv
 
     @nn.compact
     def __call__(self, x):
-        x = _lrelu(layers.Conv(self.features, 3, dtype=self.dtype, name="main_0")(x))
-        for i in range(self.num_block):
-            x = ResidualBlockNoBN(self.features, dtype=self.dtype, name=f"main_2_{i}")(x)
-        return x
+        return _conv_residual_blocks(x, self.features, self.num_block, self.dtype, self.conv_impl)
+
+
+class _PropagationStep(nn.Module):
+    """One frame of a propagation branch, the body of its `nn.scan`: the carried features
+    warped by this frame's flow, concatenated after the frame, through the trunk (its params
+    are the trunk's: ``main_0``, ``main_2_{i}``). (feat, (frame, flow)) -> (feat, feat)."""
+
+    features: int
+    num_block: int
+    dtype: Any = jnp.float32
+    conv_impl: str = "conv"
+
+    @nn.compact
+    def __call__(self, feat, inputs):
+        frame, flow = inputs
+        x = jnp.concatenate([frame, warp(feat, flow)], axis=-1)
+        feat = _conv_residual_blocks(x, self.features, self.num_block, self.dtype, self.conv_impl).astype(jnp.float32)
+        return feat, feat
+
+
+def _propagation(features, num_block, dtype, conv_impl, *, reverse: bool, name: str) -> nn.Module:
+    """A propagation branch over time (axis 1) as an XLA loop: (feat, (frames, flows)) -> (feat, feats)."""
+    scanned = nn.scan(
+        _PropagationStep,
+        variable_broadcast="params",
+        split_rngs={"params": False},
+        in_axes=1,
+        out_axes=1,
+        reverse=reverse,
+    )
+    return scanned(features, num_block, dtype, conv_impl, name=name)
+
+
+def _reconstruct(mdl: nn.Module, feat, frames):
+    """The reconstruction (the same layers, params of `mdl`, for every frame):
+    (M, h, w, 2·num_feat) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3)."""
+    conv = lambda f, k, name: layers.Conv(f, k, dtype=mdl.dtype, parent=mdl, name=name)  # noqa: E731
+    x = _lrelu(conv(mdl.num_feat, 1, "fusion")(feat))
+    x = _lrelu(layers.pixel_shuffle(conv(mdl.num_feat * 4, 3, "upconv1")(x), 2))
+    x = _lrelu(layers.pixel_shuffle(conv(64 * 4, 3, "upconv2")(x), 2))
+    x = conv(3, 3, "conv_last")(_lrelu(conv(64, 3, "conv_hr")(x))).astype(jnp.float32)
+    return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
 
 
 @register("basicvsr")
@@ -96,53 +162,48 @@ class BasicVSR(nn.Module):
         lr = lr.astype(jnp.float32)
         n, t, h, w, _ = lr.shape
         spynet = SpyNet(self.dtype, name="spynet")
-        backward_trunk = ConvResidualBlocks(self.num_feat, self.num_block, self.dtype, name="backward_trunk")
-        forward_trunk = ConvResidualBlocks(self.num_feat, self.num_block, self.dtype, name="forward_trunk")
+        # inside the loops: matmul convolutions when training on a CPU (see layers.loop_conv_impl)
+        impl = layers.loop_conv_impl(train)
+        backward_trunk = _propagation(
+            self.num_feat, self.num_block, self.dtype, impl, reverse=True, name="backward_trunk"
+        )
+        forward_trunk = _propagation(
+            self.num_feat, self.num_block, self.dtype, impl, reverse=False, name="forward_trunk"
+        )
 
+        zero_flow = jnp.zeros((n, 1, h, w, 2), jnp.float32)
         if t > 1:
             x1 = lr[:, :-1].reshape(n * (t - 1), h, w, 3)
             x2 = lr[:, 1:].reshape(n * (t - 1), h, w, 3)
             flows = spynet(jnp.concatenate([x1, x2]), jnp.concatenate([x2, x1]))
             flows_backward = flows[: n * (t - 1)].reshape(n, t - 1, h, w, 2)
             flows_forward = flows[n * (t - 1) :].reshape(n, t - 1, h, w, 2)
-        elif self.is_initializing():
-            spynet(lr[:, 0], lr[:, 0])  # creates SpyNet's params for a one-frame init
+            # frame i's flow in each pass; the first frame of a pass gets a zero flow, which
+            # warps its zero features to zeros (the authors' first step warps nothing)
+            flows_backward = jnp.concatenate([flows_backward, zero_flow], axis=1)
+            flows_forward = jnp.concatenate([zero_flow, flows_forward], axis=1)
+        else:
+            if self.is_initializing():
+                spynet(lr[:, 0], lr[:, 0])  # creates SpyNet's params for a one-frame init
+            flows_backward = flows_forward = zero_flow
 
-        backward = [None] * t
-        feat = jnp.zeros((n, h, w, self.num_feat), jnp.float32)
-        for i in range(t - 1, -1, -1):
-            if i < t - 1:
-                feat = warp(feat, flows_backward[:, i])
-            feat = backward_trunk(jnp.concatenate([lr[:, i], feat], axis=-1)).astype(jnp.float32)
-            backward[i] = feat
-
-        forward = [None] * t
-        feat = jnp.zeros((n, h, w, self.num_feat), jnp.float32)
-        for i in range(t):
-            if i > 0:
-                feat = warp(feat, flows_forward[:, i - 1])
-            feat = forward_trunk(jnp.concatenate([lr[:, i], feat], axis=-1)).astype(jnp.float32)
-            forward[i] = feat
-
-        # The reconstruction, per frame (as the authors'), with the same layers for every frame.
-        conv = lambda f, k, name: layers.Conv(f, k, dtype=self.dtype, name=name)  # noqa: E731
-        fusion, upconv1 = conv(self.num_feat, 1, "fusion"), conv(self.num_feat * 4, 3, "upconv1")
-        upconv2, conv_hr, conv_last = conv(64 * 4, 3, "upconv2"), conv(64, 3, "conv_hr"), conv(3, 3, "conv_last")
-
-        def reconstruct(feat, frames):
-            """(M, h, w, 2·num_feat) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3)."""
-            x = _lrelu(fusion(feat))
-            x = _lrelu(layers.pixel_shuffle(upconv1(x), 2))
-            x = _lrelu(layers.pixel_shuffle(upconv2(x), 2))
-            x = conv_last(_lrelu(conv_hr(x))).astype(jnp.float32)
-            return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
+        feat0 = jnp.zeros((n, h, w, self.num_feat), jnp.float32)
+        _, backward = backward_trunk(feat0, (lr, flows_backward))  # (N, T, h, w, num_feat)
+        _, forward = forward_trunk(feat0, (lr, flows_forward))
 
         if train:
             # training: all N·T frames in one batch (fewer, larger ops for the backward pass)
-            feats = jnp.concatenate([jnp.stack(backward, 1), jnp.stack(forward, 1)], axis=-1)
-            x = reconstruct(feats.reshape(n * t, h, w, 2 * self.num_feat), lr.reshape(n * t, h, w, 3))
+            feats = jnp.concatenate([backward, forward], axis=-1)
+            x = _reconstruct(self, feats.reshape(n * t, h, w, 2 * self.num_feat), lr.reshape(n * t, h, w, 3))
             return x.reshape(n, t, 4 * h, 4 * w, 3)
-        # inference: one frame at a time, so that only one frame's HR features are alive at once
-        # (15 frames of 180×320 at once would hold several 3.5 GB tensors)
-        outs = [reconstruct(jnp.concatenate([backward[i], forward[i]], axis=-1), lr[:, i]) for i in range(t)]
-        return jnp.stack(outs, axis=1)
+        # inference: one frame at a time (a loop), so that only one frame's HR features are
+        # alive at once (15 frames of 180×320 at once would hold several 3.5 GB tensors)
+        feats = jnp.concatenate([backward, forward], axis=-1)
+        loop = nn.scan(
+            lambda mdl, c, xs: (c, _reconstruct(mdl, *xs)),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+        )
+        return loop(self, None, (feats, lr))[1]
