@@ -34,8 +34,8 @@ The time loops (both propagations, and the reconstruction in inference) are `nn.
 (XLA while loops; params broadcast, so their names are the authors'): the program and its
 compile time do not grow with T (each clip length still compiles once: shapes are static).
 The first frame of each pass warps its zero features by a zero flow, which gives zeros as
-the authors' skipped warp. Training on a CPU computes the convolutions inside the loops as
-matrix products (`layers.loop_conv_impl`; the same function, to ~1e-6).
+the authors' skipped warp. Training on a CPU unrolls the propagation loops (faster there,
+see `BasicVSR.__call__`; one program per training clip length).
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from vsr_jax.models import layers, register
+from vsr_jax.models.msrresnet import ResidualBlockNoBN
 from vsr_jax.models.spynet import SpyNet, resize_bilinear
 from vsr_jax.models.warp import warp
 
@@ -54,24 +56,11 @@ def _lrelu(x):
     return nn.leaky_relu(x, 0.1)
 
 
-class _ResidualBlock(nn.Module):
-    """BasicSR's ``ResidualBlockNoBN`` (as `msrresnet.ResidualBlockNoBN`) with a `layers.Conv` impl."""
-
-    features: int
-    conv_impl: str = "conv"
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x):
-        y = nn.relu(layers.Conv(self.features, 3, impl=self.conv_impl, dtype=self.dtype, name="conv1")(x))
-        return x + layers.Conv(self.features, 3, impl=self.conv_impl, dtype=self.dtype, name="conv2")(y)
-
-
-def _conv_residual_blocks(x, features: int, num_block: int, dtype, conv_impl: str):
+def _conv_residual_blocks(x, features: int, num_block: int, dtype):
     """ConvResidualBlocks' layers in the calling (compact) module: ``main_0``, ``main_2_{i}``."""
-    x = _lrelu(layers.Conv(features, 3, impl=conv_impl, dtype=dtype, name="main_0")(x))
+    x = _lrelu(layers.Conv(features, 3, dtype=dtype, name="main_0")(x))
     for i in range(num_block):
-        x = _ResidualBlock(features, conv_impl, dtype, name=f"main_2_{i}")(x)
+        x = ResidualBlockNoBN(features, dtype=dtype, name=f"main_2_{i}")(x)
     return x
 
 
@@ -81,11 +70,10 @@ class ConvResidualBlocks(nn.Module):
     features: int
     num_block: int
     dtype: Any = jnp.float32
-    conv_impl: str = "conv"  # see layers.Conv
 
     @nn.compact
     def __call__(self, x):
-        return _conv_residual_blocks(x, self.features, self.num_block, self.dtype, self.conv_impl)
+        return _conv_residual_blocks(x, self.features, self.num_block, self.dtype)
 
 
 class _PropagationStep(nn.Module):
@@ -96,18 +84,18 @@ class _PropagationStep(nn.Module):
     features: int
     num_block: int
     dtype: Any = jnp.float32
-    conv_impl: str = "conv"
 
     @nn.compact
     def __call__(self, feat, inputs):
         frame, flow = inputs
         x = jnp.concatenate([frame, warp(feat, flow)], axis=-1)
-        feat = _conv_residual_blocks(x, self.features, self.num_block, self.dtype, self.conv_impl).astype(jnp.float32)
+        feat = _conv_residual_blocks(x, self.features, self.num_block, self.dtype).astype(jnp.float32)
         return feat, feat
 
 
-def _propagation(features, num_block, dtype, conv_impl, *, reverse: bool, name: str) -> nn.Module:
-    """A propagation branch over time (axis 1) as an XLA loop: (feat, (frames, flows)) -> (feat, feats)."""
+def _propagation(features, num_block, dtype, *, reverse: bool, unroll: int, name: str) -> nn.Module:
+    """A propagation branch over time (axis 1) as an XLA loop (`unroll` frames per iteration):
+    (feat, (frames, flows)) -> (feat, feats)."""
     scanned = nn.scan(
         _PropagationStep,
         variable_broadcast="params",
@@ -115,8 +103,9 @@ def _propagation(features, num_block, dtype, conv_impl, *, reverse: bool, name: 
         in_axes=1,
         out_axes=1,
         reverse=reverse,
+        unroll=unroll,
     )
-    return scanned(features, num_block, dtype, conv_impl, name=name)
+    return scanned(features, num_block, dtype, name=name)
 
 
 def _reconstruct(mdl: nn.Module, feat, frames):
@@ -162,13 +151,17 @@ class BasicVSR(nn.Module):
         lr = lr.astype(jnp.float32)
         n, t, h, w, _ = lr.shape
         spynet = SpyNet(self.dtype, name="spynet")
-        # inside the loops: matmul convolutions when training on a CPU (see layers.loop_conv_impl)
-        impl = layers.loop_conv_impl(train)
+        # Training on a CPU: the propagation loops fully unrolled (XLA:CPU computes a
+        # convolution's weight gradient inside a while loop slowly; the im2col matmul of
+        # layers.loop_conv_impl was 30% slower than unrolled convolutions here: a 1x7x64x64
+        # step of the published size 14.4 s against 10.8 s on a 2-core Xeon). Training clips
+        # have one length, so this compiles once.
+        unroll = t if train and jax.default_backend() == "cpu" else 1
         backward_trunk = _propagation(
-            self.num_feat, self.num_block, self.dtype, impl, reverse=True, name="backward_trunk"
+            self.num_feat, self.num_block, self.dtype, reverse=True, unroll=unroll, name="backward_trunk"
         )
         forward_trunk = _propagation(
-            self.num_feat, self.num_block, self.dtype, impl, reverse=False, name="forward_trunk"
+            self.num_feat, self.num_block, self.dtype, reverse=False, unroll=unroll, name="forward_trunk"
         )
 
         zero_flow = jnp.zeros((n, 1, h, w, 2), jnp.float32)
