@@ -96,15 +96,7 @@ class _PropagationStep(nn.Module):
 def _propagation(features, num_block, dtype, *, reverse: bool, unroll: int, name: str) -> nn.Module:
     """A propagation branch over time (axis 1) as an XLA loop (`unroll` frames per iteration):
     (feat, (frames, flows)) -> (feat, feats)."""
-    scanned = nn.scan(
-        _PropagationStep,
-        variable_broadcast="params",
-        split_rngs={"params": False},
-        in_axes=1,
-        out_axes=1,
-        reverse=reverse,
-        unroll=unroll,
-    )
+    scanned = layers.scan_over_time(_PropagationStep, reverse=reverse, unroll=unroll)
     return scanned(features, num_block, dtype, name=name)
 
 
@@ -192,11 +184,5 @@ class BasicVSR(nn.Module):
         # inference: one frame at a time (a loop), so that only one frame's HR features are
         # alive at once (15 frames of 180×320 at once would hold several 3.5 GB tensors)
         feats = jnp.concatenate([backward, forward], axis=-1)
-        loop = nn.scan(
-            lambda mdl, c, xs: (c, _reconstruct(mdl, *xs)),
-            variable_broadcast="params",
-            split_rngs={"params": False},
-            in_axes=1,
-            out_axes=1,
-        )
+        loop = layers.scan_over_time(lambda mdl, c, xs: (c, _reconstruct(mdl, *xs)))
         return loop(self, None, (feats, lr))[1]

@@ -120,15 +120,7 @@ def scan_propagate(
     conv_impl: str = "conv",
 ) -> nn.Module:
     """A ConvLSTM pass over time (axis 1) as an XLA loop: (carry, (x, flow)) -> (carry, h)."""
-    scanned = nn.scan(
-        _AlignedStep,
-        variable_broadcast="params",
-        split_rngs={"params": False},
-        in_axes=1,
-        out_axes=1,
-        reverse=reverse,
-        unroll=unroll,
-    )
+    scanned = layers.scan_over_time(_AlignedStep, reverse=reverse, unroll=unroll)
     return scanned(features, kernel_size, align, dtype, conv_impl, name=name)
 
 

@@ -64,6 +64,20 @@ def pad_to_multiple(x, multiple: int):
 CONV_IMPLS = ("conv", "matmul", "auto")
 
 
+def scan_over_time(target, *, reverse: bool = False, unroll: int = 1):
+    """`nn.scan` of `target` (a module class or a function of (module, carry, x)) over axis 1,
+    the same params at every step: one XLA loop whose size does not grow with T."""
+    return nn.scan(
+        target,
+        variable_broadcast="params",
+        split_rngs={"params": False},
+        in_axes=1,
+        out_axes=1,
+        reverse=reverse,
+        unroll=unroll,
+    )
+
+
 def resolve_conv_impl(impl: str) -> str:
     """'auto' -> 'matmul' on the CPU backend, else 'conv' (see `Conv`)."""
     if impl not in CONV_IMPLS:

@@ -130,14 +130,9 @@ class FrameRecurrentGenerator(nn.Module):
             )
             to_prev, _ = flow_lib.clip_flows(flownet, lr)
         self.sow("intermediates", "flow_to_prev", to_prev if state is None else to_prev[:, 1:])
-        step = nn.scan(
-            _FrameStep,
-            variable_broadcast="params",
-            split_rngs={"params": False},
-            in_axes=1,
-            out_axes=1,
-            unroll=self.unroll,
-        )(self.scale, self.features, self.num_blocks, self.dtype, layers.loop_conv_impl(train), name="recurrent")
+        step = layers.scan_over_time(_FrameStep, unroll=self.unroll)(
+            self.scale, self.features, self.num_blocks, self.dtype, layers.loop_conv_impl(train), name="recurrent"
+        )
         if state is None:
             black = jnp.zeros((n, h * self.scale, w * self.scale, 3), jnp.float32)
             _, sr = step(black, (lr.astype(jnp.float32), to_prev))
