@@ -71,6 +71,35 @@ def test_matmul_conv_equals_flax_conv(k):
         layers.Conv(6, k, impl="fft").init(jax.random.key(1), x)
 
 
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("k", [1, 3, 4, 7])
+def test_conv2d_gradients_equal_xla_autodiff(n, k):
+    """layers.conv2d's CPU backward pass (padded-input kernel gradient for 1-2 images, bias
+    gradient as a matrix product) gives XLA autodiff's gradients of nn.Conv's computation."""
+    keys = jax.random.split(jax.random.key(n * 10 + k), 4)
+    x = jax.random.normal(keys[0], (n, 13, 17, 6))
+    kernel = jax.random.normal(keys[1], (k, k, 6, 5))
+    bias = jax.random.normal(keys[2], (5,))
+    weights = jax.random.normal(keys[3], (n, 13, 17, 5))  # a loss that weighs every output
+
+    def plain(x, kernel, bias):
+        y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(jnp.sin(y + bias) * weights)
+
+    def ours(x, kernel, bias):
+        return jnp.sum(jnp.sin(layers.conv2d(x, kernel, bias)) * weights)
+
+    np.testing.assert_allclose(jax.jit(ours)(x, kernel, bias), plain(x, kernel, bias), rtol=1e-6)
+    want = jax.jit(jax.grad(plain, (0, 1, 2)))(x, kernel, bias)
+    got = jax.jit(jax.grad(ours, (0, 1, 2)))(x, kernel, bias)
+    for name, a, b in zip(("x", "kernel", "bias"), got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * float(jnp.max(jnp.abs(b))), err_msg=name)
+    no_bias = jax.jit(jax.grad(lambda x, kernel: jnp.sum(jnp.sin(layers.conv2d(x, kernel)) * weights), (0, 1)))
+    want = jax.grad(lambda x, kernel: plain(x, kernel, jnp.zeros(5)), (0, 1))(x, kernel)
+    for a, b in zip(no_bias(x, kernel), want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
 def test_pixel_shuffle_upsampler_stages():
     assert layers.upsample_factors(4) == [2, 2] and layers.upsample_factors(3) == [3]
     assert layers.upsample_factors(8) == [2, 2, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,65 @@ def scan_over_time(target, *, reverse: bool = False, unroll: int = 1):
     )
 
 
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv_same(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS)
+
+
+def _bias_grad(g):
+    """Σ over (N, h, w) of g as a matrix product: XLA:CPU's reduction over those axes is a
+    reduce-window 4-8× slower than ones @ g (1×64×64×64: 0.36 -> 0.03 ms)."""
+    m = g.size // g.shape[-1]
+    return jnp.dot(jnp.ones((m,), g.dtype), g.reshape(m, g.shape[-1]), preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _cpu_conv(x, kernel, bias, padded_grad: bool):
+    return _conv_same(x, kernel) + bias
+
+
+def _cpu_conv_fwd(x, kernel, bias, padded_grad):
+    return _cpu_conv(x, kernel, bias, padded_grad), (x, kernel, bias)
+
+
+def _cpu_conv_bwd(padded_grad, res, g):
+    x, kernel, bias = res
+    dx = jax.vjp(lambda x: _conv_same(x, kernel), x)[1](g)[0]
+    if padded_grad:
+        kh, kw = kernel.shape[:2]
+        xp = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+        conv = lambda k: jax.lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=_DIMS)  # noqa: E731
+    else:
+        conv = lambda k: _conv_same(x, k)  # noqa: E731
+    dk = jax.vjp(conv, kernel)[1](g)[0]
+    return dx, dk, _bias_grad(g).astype(bias.dtype)
+
+
+_cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
+
+
+def conv2d(x, kernel, bias=None):
+    """Stride-1 'SAME' convolution of (N, h, w, Cin) by a (kh, kw, Cin, F) kernel, plus `bias`
+    (F,) if given: XLA's convolution, with a backward pass arranged for XLA:CPU.
+
+    On a CPU, (1) the weight gradient of a batch of 1 or 2 images is taken as that of a
+    'VALID' convolution of the explicitly padded input: XLA:CPU computes it for the 'SAME'
+    form at a third of its usual speed (1×64×64, 64→64 3×3 on a 2-core Xeon: 5.7 -> 2.2 ms;
+    1×180×320: 81 -> 39 ms; batches of 7 or 16 keep the plain form, 10-25% faster there),
+    which is the unrolled recurrent models' case (one clip per step); (2) the bias gradient
+    is a matrix product (`_bias_grad`). Same function and gradients up to float rounding;
+    other backends use XLA's convolution and autodiff as they are.
+    """
+    if jax.default_backend() != "cpu":
+        y = _conv_same(x, kernel)
+        return y if bias is None else y + bias
+    if bias is None:
+        bias = jnp.zeros((kernel.shape[-1],), x.dtype)  # a constant: its gradient is dropped
+    return _cpu_conv(x, kernel, bias, x.shape[0] <= 2)
+
+
 def resolve_conv_impl(impl: str) -> str:
     """'auto' -> 'matmul' on the CPU backend, else 'conv' (see `Conv`)."""
     if impl not in CONV_IMPLS:
@@ -121,17 +181,17 @@ class Conv(nn.Module):
     def __call__(self, x):
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
-        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else 0.0
-        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), jnp.asarray(bias, self.dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else None
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        bias = None if bias is None else bias.astype(self.dtype)
         if resolve_conv_impl(self.impl) == "conv":
-            y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        else:
-            h, w = x.shape[-3], x.shape[-2]
-            lo = (k - 1) // 2
-            xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
-            cols = jnp.concatenate([xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)], axis=-1)
-            y = cols @ kernel.reshape(k * k * cin, self.features)
-        return y + bias
+            return conv2d(x, kernel, bias)
+        h, w = x.shape[-3], x.shape[-2]
+        lo = (k - 1) // 2
+        xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+        cols = jnp.concatenate([xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)], axis=-1)
+        y = cols @ kernel.reshape(k * k * cin, self.features)
+        return y if bias is None else y + bias
 
 
 class ResidualBlock(nn.Module):
