@@ -4,8 +4,11 @@
 `--config.data.name=vimeo90k`), Charbonnier loss, Adam 2e-4 with cosine decay, clips also
 played backwards at random. `--config.model.bidirectional=True` adds the backward pass.
 
-Presets: `configs/convlstm.py` is the full recipe; `configs/convlstm.py:quick` is the
-README's short CPU run (a narrower network, 32×32 LR patches, a few hundred steps).
+Presets: `configs/convlstm.py` is the full recipe; `configs/convlstm.py:quick` is the short
+CPU run of the model tables (a narrower network, 32×32 LR patches, 300 steps);
+`configs/convlstm.py:cpu` is the README quick start's video model: `:quick` in both
+directions at learning rate 2e-3 for 480 steps (≈ 12 minutes on 2 cores; the `quick_curve`
+table of `experiments/quick_curve.py` is its gain per minute).
 """
 
 from vsr_jax import config_lib
@@ -38,7 +41,7 @@ def get_config(preset: str = "full"):
     config.checkpoint_every = 5000
     config.eval_every = 5000
 
-    if preset == "quick":
+    if preset in ("quick", "cpu"):
         config.model.features = 32
         config.model.extract_blocks = 1
         config.model.recon_blocks = 2
@@ -51,6 +54,11 @@ def get_config(preset: str = "full"):
         config.checkpoint_every = 100
         config.log_every = 25
         config.eval_every = 100_000  # evaluate at the end only
-    elif preset != "full":
-        raise ValueError(f"configs/convlstm.py: unknown preset {preset!r}; use 'full' or 'quick'")
+    if preset == "cpu":  # the quick start's video model: both directions, more steps, a higher rate
+        config.model.bidirectional = True
+        config.learning_rate = 2e-3
+        config.total_steps = 480
+        config.checkpoint_every = 80
+    elif preset not in ("full", "quick"):
+        raise ValueError(f"configs/convlstm.py: unknown preset {preset!r}; use 'full', 'quick' or 'cpu'")
     return config

@@ -48,6 +48,17 @@ def test_gan_notebook_presets(preset):
         assert config.total_steps <= 10 and config.total_steps % config.checkpoint_every == 0
 
 
+def test_convlstm_cpu_preset_is_quick_in_both_directions():
+    """configs/convlstm.py:cpu, the quick start's video model: :quick except both directions,
+    learning rate 2e-3 and 480 steps (the README's quick_curve table measures it)."""
+    quick, cpu = load_config("convlstm", "quick"), load_config("convlstm", "cpu")
+    _check_builds(cpu)
+    assert cpu.model.bidirectional and not quick.model.bidirectional
+    assert (cpu.learning_rate, cpu.total_steps) == (2e-3, 480)
+    changed = {k for k, v in config_lib.flatten(cpu.to_dict()).items() if config_lib.flatten(quick.to_dict())[k] != v}
+    assert changed == {"model.bidirectional", "learning_rate", "total_steps", "checkpoint_every"}
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_unknown_preset_is_named(name):
     with pytest.raises(ValueError, match="unknown preset 'fast'"):

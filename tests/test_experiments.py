@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 _PROBE = textwrap.dedent(
@@ -88,3 +90,36 @@ def test_upscale_table_measures_and_rewrites_its_readme_block(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert again.returncode == 0 and "model:" not in again.stdout, again.stderr[-2000:]
     assert [line for line in readme.read_text().splitlines() if line.startswith("| `")] == [" | ".join(r) for r in rows]
+
+
+@pytest.mark.slow
+def test_quick_curve_scores_every_checkpoint_and_rewrites_its_readme_block(tmp_path):
+    """experiments/quick_curve.py end to end, 4 steps of the :quick video preset with a
+    checkpoint every 2: both checkpoints are scored by the metrics binary, the table gives
+    each step's minutes (from the run's TensorBoard log) and gain over bicubic, and a rerun
+    reads the finished run and its scores instead of training or scoring again (~2 min)."""
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- quick_curve -->\nold\n<!-- /quick_curve -->\n")
+    cmd = [
+        sys.executable, "experiments/quick_curve.py", f"--workdir={tmp_path / 'runs'}", f"--readme={readme}",
+        "--entry=quick", "--steps=4", "--every=2",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "convlstm_quick"
+    scores = [json.loads((run / "eval" / str(s) / "metrics.json").read_text()) for s in (2, 4)]
+    rows = [
+        line.split(" | ")
+        for line in readme.read_text().splitlines()
+        if line.startswith("| 2 |") or line.startswith("| 4 |")
+    ]
+    assert len(rows) == 2
+    for row, r in zip(rows, scores, strict=True):
+        assert 0 < float(row[1]) < 15  # minutes since the command started
+        assert row[2] == f"{r['psnr_y']:.2f}" and row[3] == f"{r['psnr_y'] - r['bicubic_psnr_y']:+.2f} dB"
+    assert float(rows[0][1]) <= float(rows[1][1])
+    assert "`python -m vsr_jax.main --config=configs/convlstm.py:quick --config.total_steps=4`" in readme.read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 0 and "### scoring" not in again.stdout and "###" not in again.stdout, again.stdout[
+        -2000:
+    ]
