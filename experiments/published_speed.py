@@ -20,7 +20,13 @@ Cases (the peer's sizes, issue 19):
 * MSRResNet ×4 inference on one 64×64 and one 180×320 LR frame (ms/frame);
 * MSRResNet training, batch 16 of 32×32 LR (L1, Adam; frames/s);
 * BasicVSR inference on 15 frames of 64×64 and of 180×320 (ms/frame);
-* BasicVSR training on 1×7×64×64 (Charbonnier, Adam; frames/s).
+* BasicVSR training on 1×7×64×64 (Charbonnier, Adam; frames/s);
+* the layer both are made of, alone: one 3×3 convolution 64→64 with bias (torch's
+  `nn.Conv2d` against `layers.Conv`), forward at 1×64×64 and 1×180×320, and backward
+  (gradients of sum(conv(x)·g) for the input, kernel and bias, as inside a training step)
+  at 1×64×64 (BasicVSR's propagation, one clip), 16×32×32 (MSRResNet's batch) and
+  1×180×320 (ms/call). This says how far the frameworks' convolution kernels alone are
+  apart, which bounds what the models' ratios can be.
 Training here is forward + loss + backward + one Adam step on every parameter (SpyNet
 included), no EMA, no learning-rate schedule on either side; ours is the library's train
 step (`vsr_jax.train.make_train_step`, as `vsr_jax.main` runs it).
@@ -56,15 +62,24 @@ CASES = {
     "basicvsr_infer_15x64": ("basicvsr", "inference", (1, 15, 64, 64), (1, 3, 40, 40)),
     "basicvsr_infer_15x180x320": ("basicvsr", "inference", (1, 15, 180, 320), (1, 3, 40, 56)),
     "basicvsr_train_7x64": ("basicvsr", "train", (1, 7, 64, 64), (1, 3, 40, 40)),
+    # one of the layers both models are made of (a 3x3 conv, 64 -> 64 channels, bias), alone:
+    # what the two frameworks' convolution kernels give at the models' sizes
+    "conv_infer_1x64x64": ("conv3x3", "inference", (1, None, 64, 64), (1, None, 24, 24)),
+    "conv_infer_1x180x320": ("conv3x3", "inference", (1, None, 180, 320), (1, None, 24, 40)),
+    "conv_grad_1x64x64": ("conv3x3", "grad", (1, None, 64, 64), (1, None, 24, 24)),
+    "conv_grad_16x32x32": ("conv3x3", "grad", (16, None, 32, 32), (2, None, 16, 16)),
+    "conv_grad_1x180x320": ("conv3x3", "grad", (1, None, 180, 320), (1, None, 24, 40)),
 }
 SIZES = {  # the published sizes; --quick: narrow ones
     "msrresnet": ({"num_feat": 64, "num_block": 16}, {"num_feat": 16, "num_block": 2}),
     "basicvsr": ({"num_feat": 64, "num_block": 30}, {"num_feat": 16, "num_block": 2}),
+    "conv3x3": ({"num_feat": 64}, {"num_feat": 16}),
 }
 LOSS = {"msrresnet": "l1", "basicvsr": "charbonnier"}
 LEARNING_RATE = {"msrresnet": 2e-4, "basicvsr": 2e-4}
 BETAS = (0.9, 0.99)
 CHARBONNIER_EPS = 1e-12  # BasicSR's CharbonnierLoss: sqrt(d² + eps); ours: sqrt(d² + eps²)
+LAYER_REPS = 10  # the one-layer rows take --reps × this many reps per side
 GOAL_INFER = 0.8  # our time ÷ torch's, inference, at most
 GOAL_TRAIN = 1 / 1.25  # training: frames/s at least 1.25× torch's
 
@@ -106,6 +121,9 @@ def serve() -> None:
             if req["arch"] == "msrresnet":
                 net = MSRResNet(3, 3, num_feat=size["num_feat"], num_block=size["num_block"], upscale=4)
                 loss = L1Loss()
+            elif req["arch"] == "conv3x3":
+                net = torch.nn.Conv2d(size["num_feat"], size["num_feat"], 3, padding=1)
+                loss = None
             else:
                 net = BasicVSR(num_feat=size["num_feat"], num_block=size["num_block"])
                 loss = CharbonnierLoss(eps=CHARBONNIER_EPS)
@@ -143,6 +161,20 @@ def serve() -> None:
                 cpu.append(time.process_time() - c0)
                 losses.append(float(value.detach()))
             return {"times": times, "cpu": cpu, "losses": losses}
+        if op == "grad":  # one layer's backward pass: d sum(net(x)·g) / d(x, weight, bias)
+            x = torch.from_numpy(np.load(req["input"])).requires_grad_(True)
+            g = torch.from_numpy(np.load(req["cotangent"]))
+            times, cpu = [], []
+            for _ in range(int(req["reps"])):
+                t0, c0 = time.perf_counter(), time.process_time()
+                x.grad = None
+                net.zero_grad()
+                net(x).backward(g)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            if req.get("output"):
+                np.savez(req["output"], x=x.grad.numpy(), weight=net.weight.grad.numpy(), bias=net.bias.grad.numpy())
+            return {"times": times, "cpu": cpu}
         if op == "drop":
             nets.pop(case)
             return {}
@@ -201,6 +233,11 @@ def _jax_model(arch: str, size: dict, state_dict: dict):
     if arch == "msrresnet":
         model = models.create_model("msrresnet", 4, {"features": size["num_feat"], "num_blocks": size["num_block"]})
         params = convert.state_dict_to_params(state_dict)
+    elif arch == "conv3x3":
+        from vsr_jax.models import layers
+
+        model = layers.Conv(size["num_feat"], 3)  # the models' layer (layers.conv2d)
+        params = {"kernel": state_dict["weight"].transpose(2, 3, 1, 0), "bias": state_dict["bias"]}
     else:
         model = models.create_model("basicvsr", 4, dict(size))
         params = convert.state_dict_to_params(state_dict, skip=spynet.buffer_keys("spynet."))
@@ -268,12 +305,15 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
     n, t, h, w = shape
     frames = n * (t or 1)
     sd_path = os.path.join(tmp, f"{name}_sd.npz")
-    built = torch_side(op="build", case=name, arch=arch, size=size, seed=0, lr=LEARNING_RATE[arch], state_dict=sd_path)
+    built = torch_side(
+        op="build", case=name, arch=arch, size=size, seed=0, lr=LEARNING_RATE.get(arch, 0.0), state_dict=sd_path
+    )
     with np.load(sd_path) as f:
         state_dict = dict(f)
     model, params = _jax_model(arch, size, state_dict)
     rng = np.random.default_rng(1)
-    lr_shape = (n, h, w, 3) if t is None else (n, t, h, w, 3)
+    channels = size["num_feat"] if arch == "conv3x3" else 3
+    lr_shape = (n, h, w, channels) if t is None else (n, t, h, w, channels)
     lr = rng.uniform(0, 1, lr_shape).astype(np.float32)
     row = {"case": name, "arch": arch, "task": task, "shape": list(shape), "frames": frames, "size": size}
     row["params"] = built["params"]
@@ -302,6 +342,37 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
 
         def torch_once():
             r = torch_side(op="infer", case=name, input=lr_path, reps=1)
+            return r["times"][0], r["cpu"][0]
+    elif task == "grad":
+        cot = rng.uniform(-1, 1, lr_shape[:-1] + (size["num_feat"],)).astype(np.float32)
+        x_path, g_path = os.path.join(tmp, f"{name}_x.npy"), os.path.join(tmp, f"{name}_g.npy")
+        out_path = os.path.join(tmp, f"{name}_grads.npz")
+        np.save(x_path, _to_torch_layout(lr))
+        np.save(g_path, _to_torch_layout(cot))
+        params_d, x, g = jax.device_put(params), jax.device_put(lr), jax.device_put(cot)
+        objective = lambda p, x: jnp.sum(model.apply({"params": p}, x) * g)  # noqa: E731
+        fn = jax.jit(jax.grad(objective, argnums=(1, 0)))
+        t0 = time.perf_counter()
+        dx, dp = jax.block_until_ready(fn(params_d, x))  # compiles
+        row["jax_first_call_s"] = time.perf_counter() - t0
+        first = torch_side(op="grad", case=name, input=x_path, cotangent=g_path, reps=1, output=out_path)
+        row["torch_first_call_s"] = first["times"][0]
+        with np.load(out_path) as theirs:
+            ours = {"x": dx, "weight": dp["kernel"], "bias": dp["bias"]}
+            want = {"x": _from_torch_layout(theirs["x"]), "weight": theirs["weight"].transpose(2, 3, 1, 0)}
+            want["bias"] = theirs["bias"]
+            # relative to each gradient's largest entry (sums over thousands of terms)
+            row["max_abs_diff"] = max(
+                float(np.max(np.abs(np.asarray(ours[k]) - want[k])) / np.max(np.abs(want[k]))) for k in want
+            )
+
+        def jax_once():
+            t0, c0 = time.perf_counter(), time.process_time()
+            jax.block_until_ready(fn(params_d, x))
+            return time.perf_counter() - t0, time.process_time() - c0
+
+        def torch_once():
+            r = torch_side(op="grad", case=name, input=x_path, cotangent=g_path, reps=1)
             return r["times"][0], r["cpu"][0]
     else:
         from vsr_jax import sharding, train
@@ -340,6 +411,9 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
             r = torch_side(op="train", case=name, lq=lq_path, gt=gt_path, reps=1)
             return r["times"][0], r["cpu"][0]
 
+    if arch == "conv3x3" and not quick:
+        reps *= LAYER_REPS  # milliseconds per call: one rep is at the mercy of a scheduler tick
+    row["reps"] = reps
     for rep in range(reps):  # ABBA: neither side always runs first
         for side in ("jax", "torch") if rep % 2 == 0 else ("torch", "jax"):
             (jax_times if side == "jax" else torch_times).append(jax_once() if side == "jax" else torch_once())
@@ -348,7 +422,7 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
     row["ratio_min"] = row["jax"]["min_s"] / row["torch"]["min_s"]  # our time ÷ theirs
     row["ratio_median"] = row["jax"]["median_s"] / row["torch"]["median_s"]
     row["ratio_cpu_min"] = row["jax"]["cpu_min_s"] / row["torch"]["cpu_min_s"]  # CPU seconds, ours ÷ theirs
-    row["goal"] = GOAL_INFER if task == "inference" else GOAL_TRAIN
+    row["goal"] = GOAL_INFER if task == "inference" else GOAL_TRAIN  # a layer's backward: the training goal
     row["meets_goal"] = row["ratio_min"] <= row["goal"]
     for f in os.listdir(tmp):
         if f.startswith(name):
@@ -361,6 +435,8 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
 
 def _cell(row: dict, side: str) -> str:
     frames = row["frames"]
+    if row["arch"] == "conv3x3":
+        return f"{1000 * row[side]['min_s']:.2f} / {1000 * row[side]['median_s']:.2f}"
     if row["task"] == "inference":
         return f"{1000 * row[side]['min_s'] / frames:.0f} / {1000 * row[side]['median_s'] / frames:.0f}"
     return f"{frames / row[side]['min_s']:.2f} / {frames / row[side]['median_s']:.2f}"
@@ -368,6 +444,9 @@ def _cell(row: dict, side: str) -> str:
 
 def _what(row: dict) -> str:
     n, t, h, w = row["shape"]
+    if row["arch"] == "conv3x3":
+        what = "forward" if row["task"] == "inference" else "backward (input, kernel, bias)"
+        return f"one 3×3 conv {row['size']['num_feat']}→{row['size']['num_feat']}, {n}×{h}×{w}, {what}"
     arch = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR"}[row["arch"]]
     if row["task"] == "inference":
         frames = f"{t} frames " if t else "one frame "
@@ -382,15 +461,18 @@ def markdown(result: dict) -> str:
         f"{result['date']} · {result['machine']} · torch {v['torch']} + basicsr {v['basicsr']} eager, "
         f"{result['torch_threads']} threads · jax {v['jax']} (XLA:CPU, {result['xla_threads']} threads), "
         f"flax {v['flax']} · XLA_FLAGS `{result['xla_flags'] or '(none)'}` · "
-        f"{result['reps']} alternating reps per side, min / median",
+        f"{result['reps']} alternating reps per side"
+        + ("" if result["quick"] else f" ({result['reps'] * LAYER_REPS} for one layer)")
+        + ", min / median",
         "",
         "| case | unit | PyTorch (BasicSR) | vsr_jax | ours ÷ torch, time (min) | goal | ours ÷ torch, CPU s "
         "| outputs max \\|diff\\| |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["rows"]:
-        unit = "ms/frame" if r["task"] == "inference" else "frames/s"
+        unit = "ms/call" if r["arch"] == "conv3x3" else "ms/frame" if r["task"] == "inference" else "frames/s"
         check = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else f"loss {r['loss_abs_diff']:.1e}"
+        check += " (rel.)" if r["task"] == "grad" else ""
         mark = "✓" if r["meets_goal"] else "✗"
         lines.append(
             f"| {_what(r)} | {unit} | {_cell(r, 'torch')} | {_cell(r, 'jax')} | {r['ratio_min']:.2f} "
