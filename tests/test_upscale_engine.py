@@ -1,10 +1,12 @@
 """The upscaler's model side (`vsr_jax.upscale.engine`): chunks with carried recurrent
-state, overlapping windows, tiles, resume points — against one-shot model calls."""
+state, overlapping windows, sliding windows, tiles, resume points — against one-shot
+model calls."""
 
 import json
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from tests.conftest import ROOT, assert_user_xla_flags, optimised_env
 from tests.upscale_helpers import moving_frames, tiny_config
 from vsr_jax import config_lib, models
+from vsr_jax.models import frame_windows
 from vsr_jax.upscale import engine
 
 
@@ -27,10 +30,10 @@ def perturbed(kind, shape=(1, 2, 16, 16, 3), scale=2):
     )
 
 
-def collect(up, frames, start=0, state=None):
+def collect(up, frames, start=0, state=None, total=None):
     """{index: SR frame} of a stream, and the states it yielded {index: state}."""
     out, states = {}, {}
-    for kind, i, value in up.stream(iter(frames), start, state):
+    for kind, i, value in up.stream(iter(frames), start, state, total=total):
         if kind == "frame":
             assert i not in out, f"frame {i} yielded twice"
             out[i] = value
@@ -179,3 +182,127 @@ def test_bad_settings_raise():
     assert engine.stream_mode(model, 1) == "frames"
     assert engine.stream_mode(perturbed("recurrent_gan")[0], 5) == "recurrent"
     assert engine.stream_mode(perturbed("convlstm_bi")[0], 5) == "windows"
+
+
+class WindowMix(nn.Module):
+    """A tiny sliding-window model with EDVR's dependency structure: output frame i is a
+    function of frame i's `num_frame` window (`frame_windows.gather_windows`, the clip's
+    ends padded by `padding`) alone — each window slot its own weights, a 3×3 conv, ×2."""
+
+    padding: str = "reflection_circle"
+    num_frame: int = 5
+    scale: int = 2
+
+    @property
+    def temporal_radius(self) -> int:
+        return self.num_frame // 2
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        win = frame_windows.gather_windows(x, self.num_frame, self.padding)  # (N, T, F, h, w, 3)
+        n, t, f, h, w, c = win.shape
+        win = jnp.moveaxis(win, 2, -2).reshape(n * t, h, w, f * c)  # the slots side by side
+        y = nn.sigmoid(3.0 * nn.Conv(3, (3, 3))(win))
+        y = jnp.repeat(jnp.repeat(y, self.scale, 1), self.scale, 2)
+        return y.reshape(n, t, h * self.scale, w * self.scale, 3)
+
+
+def window_mix(padding="reflection_circle", num_frame=5):
+    """The model and its params (initialised in one compiled call: eagerly it takes seconds)."""
+    model = WindowMix(padding, num_frame)
+    return model, jax.jit(model.init)(jax.random.key(5), jnp.zeros((1, 1, 6, 5, 3)))["params"]
+
+
+def sliding_frames(n, h=6, w=5):
+    return np.random.default_rng(7).random((n, h, w, 3)).astype(np.float32)
+
+
+_ONE_CALL = {}
+
+
+def one_call(model, params, frames):
+    """The model on the whole video at once, clipped as the upscaler clips: (T, H, W, 3)."""
+    if model not in _ONE_CALL:  # (jitted: eager dispatch of the window gather is slower than compiling)
+        _ONE_CALL[model] = jax.jit(lambda p, x: jnp.clip(model.apply({"params": p}, x), 0, 1))
+    return np.asarray(_ONE_CALL[model](params, jnp.asarray(frames)[None]))[0]
+
+
+@pytest.mark.parametrize(
+    ("padding", "num_frame", "chunks", "lengths"),
+    [
+        ("reflection_circle", 5, (1, 2, 4), (1, 4, 5, 6, 7, 9)),
+        ("replicate", 5, (2,), (1, 4, 9)),
+        ("reflection_circle", 7, (2,), (6, 7, 8, 11)),
+    ],
+)
+def test_sliding_calls_equal_one_call_on_the_whole_video(padding, num_frame, chunks, lengths):
+    """Chunks from 1 frame up, lengths from 1 frame (shorter than a window) to chunk
+    boundaries at every offset: the frames equal the model on the whole video, and every
+    call has one shape (chunk + 2r) unless the video is shorter."""
+    model, params = window_mix(padding, num_frame)
+    assert engine.stream_mode(model, 5) == "sliding" and engine.stream_mode(model, 1) == "sliding"
+    frames, r = sliding_frames(max(lengths)), num_frame // 2
+    for chunk in chunks:
+        up = engine.Upscaler(model, params, mode="sliding", chunk=chunk)
+        calls = []
+        up.process_chunk = lambda x, state=None, real=up.process_chunk, calls=calls: calls.append(len(x)) or real(x)
+        for t in lengths:
+            calls.clear()
+            out, states = collect(up, frames[:t])
+            assert sorted(out) == list(range(t)) and not states, (chunk, t)
+            got = np.stack([out[i] for i in range(t)])
+            np.testing.assert_allclose(got, one_call(model, params, frames[:t]), atol=1e-6, err_msg=f"{chunk} {t}")
+            length = chunk + 2 * r
+            assert calls == ([length] * len(calls) if t >= length else [t]), (chunk, t, calls)
+    if num_frame != 5:
+        return
+    # tiles: the conv's radius is 1 LR pixel, so 1 pixel of context gives the same frames
+    big = sliding_frames(7, 10, 12)
+    tiled, _ = collect(engine.Upscaler(model, params, mode="sliding", chunk=2, tile=4, tile_pad=1), big)
+    np.testing.assert_allclose(np.stack([tiled[i] for i in range(7)]), one_call(model, params, big), atol=1e-6)
+
+
+def test_sliding_first_call_holds_the_2r_frames_reflection_circle_reaches():
+    """With 'reflection_circle' frame 0's window is frames (4, 3, 0, 1, 2): a call of 2r = 4
+    frames at the start (more than chunk 1 + r of right context) changes frame 0; the
+    engine's first call holds 2r + 1 = 5 and equals the whole video (the same at the end)."""
+    model, params = window_mix("reflection_circle")
+    assert frame_windows.frame_indices(0, 9, 5, "reflection_circle") == [4, 3, 0, 1, 2]
+    frames = sliding_frames(9)
+    whole = one_call(model, params, frames)
+    assert np.abs(one_call(model, params, frames[:4])[0] - whole[0]).max() > 0.05
+    assert np.abs(one_call(model, params, frames[-4:])[-1] - whole[-1]).max() > 0.05
+    np.testing.assert_allclose(one_call(model, params, frames[:5])[0], whole[0], atol=1e-6)
+    out, _ = collect(engine.Upscaler(model, params, mode="sliding", chunk=1), frames)
+    np.testing.assert_allclose(np.stack([out[i] for i in range(9)]), whole, atol=1e-6)
+
+
+def test_sliding_resume_needs_frames_from_start_minus_r_and_repeats_the_same_calls():
+    model, params = window_mix("reflection_circle")
+    frames, r = sliding_frames(11), 2
+    for chunk in (1, 3, 4):
+        up = engine.Upscaler(model, params, mode="sliding", chunk=chunk)
+        length = chunk + 2 * r
+        full, _ = collect(up, frames)
+        np.testing.assert_allclose(np.stack([full[i] for i in range(11)]), one_call(model, params, frames), atol=1e-6)
+        for start in range(12):
+            exact, bound = up.window_start(start, total=11), up.window_start(start)
+            first = max(0, start // chunk * chunk - r)  # the call owning `start` begins there
+            assert exact == (first if first + length <= 11 else max(0, 11 - length)), (chunk, start)
+            if start == 11:
+                assert not collect(up, frames[exact:], start, total=11)[0]
+                continue
+            assert bound <= exact and start - bound <= chunk + 2 * r, (chunk, start)
+            for feed, total in ((exact, 11), (bound, None)):
+                resumed, _ = collect(up, frames[feed:], start, total=total)
+                assert sorted(resumed) == list(range(start, 11)), (chunk, start, total)
+                for i in resumed:  # the same calls: bit for bit
+                    np.testing.assert_array_equal(resumed[i], full[i], err_msg=f"{chunk} {start} {total}")
+    # chunk 4: the job resumes on the chunk grid, from start - r (the last call: 11 - 8 = 3)
+    up = engine.Upscaler(model, params, mode="sliding", chunk=4)
+    assert [up.window_start(s, total=30) for s in (0, 4, 8, 24)] == [0, 2, 6, 22]
+    assert up.window_start(8, total=11) == 3
+    with pytest.raises(ValueError, match="fed from frame 6"):  # fed less than the last call needs
+        collect(up, frames[6:], 8, total=30)
+    with pytest.raises(ValueError, match="temporal_radius"):
+        engine.Upscaler(nn.Dense(3), None, mode="sliding", chunk=4)

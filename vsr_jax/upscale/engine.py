@@ -14,6 +14,17 @@ How a video is cut depends on the model (see `stream_mode`):
   from one window to the next. The last window ends at the last frame (it overlaps its
   neighbour more). A frame sees at least `overlap` frames of context on each side, except
   near the ends of the video.
+* ``sliding`` — sliding-window models (a `temporal_radius` r > 0, e.g. EDVR: output frame
+  i is computed from frames i − r … i + r alone, padded by the model's own rule at the
+  clip's ends): calls of L = `chunk` + 2r consecutive frames; call k owns the output
+  frames [k·chunk, (k+1)·chunk) and sees frames [k·chunk − r, k·chunk − r + L). The first
+  call is frames [0, L), the last is shifted back to end at the last frame (it owns every
+  frame left), and a video shorter than L is one call. So every call that touches an end
+  of the video holds at least 2r + 1 frames from that end (the most any padding rule
+  reaches, BasicSR's ``reflection_circle``), every owned frame has its r real neighbours
+  or the video's own end, and the frames EQUAL one call on the whole video (to float
+  rounding), for any chunk ≥ 1, with one compiled shape (L) except for videos shorter
+  than L.
 
 Large frames are cut into tiles of `tile`×`tile` LR pixels, each widened by `tile_pad`
 pixels of context on every side (clamped to the frame: a tile at the border is shifted
@@ -21,7 +32,10 @@ inward, so every tile has one shape and one compiled program serves them all). O
 tile's own area of the output is kept. A convolutional model whose receptive field
 radius is at most `tile_pad` gives the same frames tiled as untiled; a recurrent model's
 tiles each carry their own state (its receptive field grows with time, so tiles are an
-approximation there: use a large `tile_pad`).
+approximation there: use a large `tile_pad`). Models with a large spatial receptive field
+(EDVR's deformable offsets can point far, and its pyramid sees ×4 coarser) are likewise
+only approximated by tiles: use whole frames (`tile` 0) where memory allows, or a large
+`tile_pad`.
 
 Frames are uint8, uint16 or float32 ([0, 1]) (T, h, w, 3) numpy arrays in, the same dtype
 (T, H, W, 3) out (rounded to the integer levels, or clipped floats).
@@ -39,11 +53,19 @@ import numpy as np
 
 from vsr_jax.models import layers
 
-MODES = ("frames", "recurrent", "windows")
+MODES = ("frames", "recurrent", "windows", "sliding")
+
+
+def temporal_radius(model) -> int:
+    """r of a sliding-window model (frame i from frames i − r … i + r); 0 for others."""
+    return int(getattr(model, "temporal_radius", 0) or 0)
 
 
 def stream_mode(model, num_frames: int) -> str:
-    """How a video is cut for `model`: 'frames', 'recurrent' or 'windows' (module docstring)."""
+    """How a video is cut for `model`: 'frames', 'recurrent', 'windows' or 'sliding'
+    (module docstring)."""
+    if temporal_radius(model) > 0:
+        return "sliding"
     if num_frames <= 1:
         return "frames"
     return "recurrent" if getattr(model, "carries_state", False) else "windows"
@@ -82,8 +104,9 @@ class Upscaler:
 
     Args:
       model, params: a registered generator (see `vsr_jax.models`) and its params.
-      mode: 'frames', 'recurrent' or 'windows' (`stream_mode`).
-      chunk: frames per model call (the window length in 'windows' mode).
+      mode: 'frames', 'recurrent', 'windows' or 'sliding' (`stream_mode`).
+      chunk: frames per model call (the window length in 'windows' mode; the frames a
+        call owns in 'sliding' mode, which feeds it chunk + 2·temporal_radius).
       overlap: 'windows' mode: frames shared by neighbouring windows (≤ chunk // 2).
       tile, tile_pad, tile_batch: LR tile size (0: whole frames), context pixels around a
         tile, tiles per model call.
@@ -109,12 +132,15 @@ class Upscaler:
             raise ValueError(f"chunk must be ≥ 1 frame, got {chunk}")
         if mode == "windows" and not 0 <= overlap <= chunk // 2:
             raise ValueError(f"overlap must be between 0 and chunk/2 = {chunk // 2} frames, got {overlap}")
+        if mode == "sliding" and temporal_radius(model) < 1:
+            raise ValueError(f"'sliding' mode needs a model with temporal_radius ≥ 1, got {temporal_radius(model)}")
         if tile < 0 or tile_pad < 0 or tile_batch < 1:
             raise ValueError(f"need tile ≥ 0, tile_pad ≥ 0, tile_batch ≥ 1; got {tile}, {tile_pad}, {tile_batch}")
         self.model, self.params, self.mode = model, params, mode
         self.chunk, self.overlap = int(chunk), int(overlap) if mode == "windows" else 0
         self.tile, self.tile_pad, self.tile_batch = int(tile), int(tile_pad), int(tile_batch)
         self.self_ensemble = self_ensemble
+        self.radius = temporal_radius(model) if mode == "sliding" else 0
         self.scale = int(model.scale)
         self._apply = jax.jit(self._forward, static_argnames=("max_value",))
         self._init_state = jax.jit(self._initial_state)
@@ -189,17 +215,23 @@ class Upscaler:
 
     # -- a whole stream -------------------------------------------------------------------
 
-    def stream(self, frames: Iterator[np.ndarray], start: int = 0, state: list | None = None) -> Iterator[tuple]:
+    def stream(
+        self, frames: Iterator[np.ndarray], start: int = 0, state: list | None = None, total: int | None = None
+    ) -> Iterator[tuple]:
         """Super-resolves a stream of LR frames (h, w, 3); yields ('frame', index, SR frame)
         in order and, in 'recurrent' mode after every chunk, ('state', next index, state).
 
         `start`/`state` resume a stream: 'recurrent' mode continues from frame `start` (a
-        multiple of `chunk`) with the state yielded there; 'windows' mode needs the frames
-        from `window_start(start)` on and yields frames from `start` on; 'frames' mode has
-        no state.
+        multiple of `chunk`) with the state yielded there; 'windows' and 'sliding' modes
+        need the frames from `window_start(start, total)` on and yield frames from `start`
+        on (`total`: the video's frame count if known, the same in both calls; 'sliding'
+        then needs fewer frames near the end); 'frames' mode has no state.
         """
         if self.mode == "windows":
             yield from self._stream_windows(frames, start)
+            return
+        if self.mode == "sliding":
+            yield from self._stream_sliding(frames, start, total)
             return
         index = start
         for chunk in _chunks(frames, self.chunk):
@@ -214,15 +246,72 @@ class Upscaler:
             if self.mode == "recurrent" and n == self.chunk:
                 yield "state", index, state
 
-    def window_start(self, start: int) -> int:
-        """'windows' mode: the first frame a stream resumed at frame `start` must be fed from.
+    def window_start(self, start: int, total: int | None = None) -> int:
+        """'windows'/'sliding' mode: the first frame a stream resumed at frame `start` must be
+        fed from (other modes: `start`).
 
-        One window before the first window that reaches past `start`: the last window of a
-        video may be shifted back (it ends at the last frame) into that one's frames.
+        'windows': one window before the first window that reaches past `start`: the last
+        window of a video may be shifted back (it ends at the last frame) into that one's
+        frames. 'sliding': the first frame of the call that owns `start` (start − r for a
+        `start` on the chunk grid, the job's case), or of the last call, shifted back to end
+        at the video's last frame, where `start` is in that one: with `total` (the video's
+        frame count) exactly that; without, the earliest the last call could begin.
         """
+        if self.mode == "sliding":
+            length, first = self.chunk + 2 * self.radius, self._sliding_first(start // self.chunk)
+            if total is None:
+                return max(0, min(first, start + 1 - length))
+            return first if first + length <= total else max(0, total - length)
+        if self.mode != "windows":
+            return start
         stride = self.chunk - self.overlap
         k = max(0, -(-(start - self.chunk + 1) // stride))  # the first window that ends after `start`
         return max(0, (k - 1) * stride)
+
+    def _sliding_first(self, k: int) -> int:
+        """'sliding': the first frame call k sees when the video goes on past it."""
+        return max(0, k * self.chunk - self.radius)
+
+    def _stream_sliding(self, frames: Iterator[np.ndarray], start: int, total: int | None) -> Iterator[tuple]:
+        """Calls of chunk + 2r frames, each owning `chunk` frames (module docstring)."""
+        c, length = self.chunk, self.chunk + 2 * self.radius
+        it = iter(frames)
+        buf: list[np.ndarray] = []  # LR frames [buf_start, buf_start + len(buf))
+        buf_start = self.window_start(start, total)
+        ended, last_call, k = False, None, start // c
+        while True:
+            first = self._sliding_first(k)
+            while not ended and buf_start + len(buf) < first + length:
+                f = next(it, None)
+                if f is None:
+                    ended = True
+                else:
+                    buf.append(f)
+            end = buf_start + len(buf)
+            if k * c >= end:
+                return
+            if end >= first + length:  # a regular call: its last r frames are context only
+                lo, hi, own_end = first, first + length, (k + 1) * c
+            else:  # the input ended: one last call ends at the last frame and owns the rest
+                lo, hi, own_end = end - length, end, end
+                if lo < buf_start:  # a video shorter than one call (or fewer frames than `total` said)
+                    if buf_start > 0:
+                        raise ValueError(
+                            f"the stream was fed from frame {buf_start}, but its last call needs frame "
+                            f"{max(lo, 0)} on: give window_start and stream the video's true frame count, or none"
+                        )
+                    lo = 0
+            if last_call is None or last_call[0] != (lo, hi):  # (chunk < r: calls can repeat)
+                last_call = (lo, hi), self.process_chunk(np.stack(buf[lo - buf_start : hi - buf_start]))[0]
+            y = last_call[1]
+            for i in range(max(k * c, start), own_end):
+                yield "frame", i, y[i - lo]
+            if own_end == end and ended:
+                return
+            k += 1
+            keep = max(0, min(self._sliding_first(k), k * c + 1 - length))  # a last call may begin there
+            if keep > buf_start:
+                buf, buf_start = buf[keep - buf_start :], keep
 
     def _stream_windows(self, frames: Iterator[np.ndarray], start: int) -> Iterator[tuple]:
         """Overlapping windows, cross-faded; frames before `start` are computed, not yielded."""
