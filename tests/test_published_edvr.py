@@ -141,3 +141,17 @@ def test_options_and_wrong_files():
         UserError, match=r"^blur\.pth does not fit the model: keys 28 missing \(e\.g\. conv_first/bias\)"
     ):
         convert.check_params(blur, abstract, "blur.pth")
+
+
+def test_inference_is_one_loop_over_output_frames():
+    """Alignment, fusion and reconstruction run frame after frame in one XLA loop: the program
+    is the same size at 2 and 9 frames (one frame's HR features alive at a time)."""
+    model, _ = narrow("tsa")
+    params = ph.abstract_params(model.init, (1, 2, 16, 16, 3))
+
+    def program(t):
+        lr = jax.ShapeDtypeStruct((1, t, 16, 16, 3), jnp.float32)
+        return str(jax.make_jaxpr(lambda p, x: model.apply({"params": p}, x))(params, lr))
+
+    short, long = program(2), program(9)
+    assert "scan[" in short and len(long) <= 1.001 * len(short)
