@@ -10,7 +10,7 @@ the outputs agree (max |diff|) and every training case that the first step's los
 
 Torch cannot be imported in the project's venv, so this file is also the PyTorch side:
 `published_speed.py --serve`, run by the authors' venv's python (`--torch_python`,
-default /tmp/refvenv/bin/python; tests/data/published/README.md says how to make it), is a
+default /tmp/tvenv/bin/python; tests/data/published/README.md says how to make it), is a
 server that builds, runs and times the torch models on request (JSON lines on its stdin;
 arrays through .npy files). The driver (this script in our venv) alternates the two sides
 rep by rep (ABBA order), each side timing its own calls only, and reports min and median
@@ -53,6 +53,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REFSTUB = os.path.join(ROOT, "tests", "data", "published", "refstub")
+# the authors' venv: torch + torchvision + basicsr (tests/data/published/README.md); a venv
+# whose torch cannot load torchvision runs with the stand-in `REFSTUB`, without the DCN rows
+TORCH_PYTHON = "/tmp/tvenv/bin/python"
 
 # name: (architecture, task, LR shape (N, T, h, w) with T=None for single images, quick shape)
 CASES = {
@@ -69,22 +72,56 @@ CASES = {
     "conv_grad_1x64x64": ("conv3x3", "grad", (1, None, 64, 64), (1, None, 24, 24)),
     "conv_grad_16x32x32": ("conv3x3", "grad", (16, None, 32, 32), (2, None, 16, 16)),
     "conv_grad_1x180x320": ("conv3x3", "grad", (1, None, 180, 320), (1, None, 24, 40)),
+    # BasicVSR++'s deformable layer (modulated DCN 3x3, 128 -> 64, 16 offset groups) alone,
+    # torchvision.ops.deform_conv2d against models.deform.deform_conv2d (issue 20)
+    "dcn_infer_1x64x64": ("dcn3x3", "inference", (1, None, 64, 64), (1, None, 24, 24)),
+    "dcn_infer_1x180x320": ("dcn3x3", "inference", (1, None, 180, 320), (1, None, 24, 40)),
+    "dcn_grad_1x64x64": ("dcn3x3", "grad", (1, None, 64, 64), (1, None, 24, 24)),
+    "dcn_grad_1x180x320": ("dcn3x3", "grad", (1, None, 180, 320), (1, None, 24, 40)),
 }
+LAYERS = ("conv3x3", "dcn3x3")  # one-layer cases: ms per call, inputs of `in` channels
 SIZES = {  # the published sizes; --quick: narrow ones
     "msrresnet": ({"num_feat": 64, "num_block": 16}, {"num_feat": 16, "num_block": 2}),
     "basicvsr": ({"num_feat": 64, "num_block": 30}, {"num_feat": 16, "num_block": 2}),
     "conv3x3": ({"num_feat": 64}, {"num_feat": 16}),
+    "dcn3x3": ({"in": 128, "num_feat": 64, "deform_groups": 16}, {"in": 32, "num_feat": 16, "deform_groups": 4}),
 }
 LOSS = {"msrresnet": "l1", "basicvsr": "charbonnier"}
 LEARNING_RATE = {"msrresnet": 2e-4, "basicvsr": 2e-4}
 BETAS = (0.9, 0.99)
 CHARBONNIER_EPS = 1e-12  # BasicSR's CharbonnierLoss: sqrt(d² + eps); ours: sqrt(d² + eps²)
-LAYER_REPS = 10  # the one-layer rows take --reps × this many reps per side
+LAYER_REPS = 10  # the one-conv rows take --reps × this many reps per side
+DCN_OFFSET_STD = 2.5  # px: the DCN rows' random offsets (a share of the taps leave the image)
 GOAL_INFER = 0.8  # our time ÷ torch's, inference, at most
 GOAL_TRAIN = 1 / 1.25  # training: frames/s at least 1.25× torch's
+GOAL_DCN = 1.0  # the DCN layer, forward and backward: no slower than torchvision's (issue 20)
 
 
 # ------------------------------------------------------------------ the PyTorch side
+
+
+def _torch_dcn(size: dict, shape):
+    """A torch module: torchvision's modulated deform conv with its offsets and mask as
+    parameters (random: N(0, DCN_OFFSET_STD²) px, U(0, 1)), so a backward pass computes
+    every gradient a training step needs (input, offset, mask, weight, bias)."""
+    import torch
+    from torchvision.ops import deform_conv2d
+
+    n, _, h, w = shape
+    cin, cout, dg = size["in"], size["num_feat"], size["deform_groups"]
+
+    class DCN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(cout, cin, 3, 3) / (9 * cin) ** 0.5)
+            self.bias = torch.nn.Parameter(torch.rand(cout) - 0.5)
+            self.offset = torch.nn.Parameter(DCN_OFFSET_STD * torch.randn(n, 2 * dg * 9, h, w))
+            self.mask = torch.nn.Parameter(torch.rand(n, dg * 9, h, w))
+
+        def forward(self, x):
+            return deform_conv2d(x, self.offset, self.weight, self.bias, padding=1, mask=self.mask)
+
+    return DCN()
 
 
 def serve() -> None:
@@ -108,8 +145,15 @@ def serve() -> None:
     def handle(req: dict) -> dict:
         op = req["op"]
         if op == "info":
+            try:
+                import torchvision
+
+                tv = torchvision.__version__ if hasattr(torchvision, "ops") else "stand-in"
+            except ImportError:
+                tv = "none"
             return {
                 "torch": torch.__version__,
+                "torchvision": tv,
                 "basicsr": basicsr.__version__,
                 "threads": torch.get_num_threads(),
                 "interop_threads": torch.get_num_interop_threads(),
@@ -124,6 +168,8 @@ def serve() -> None:
             elif req["arch"] == "conv3x3":
                 net = torch.nn.Conv2d(size["num_feat"], size["num_feat"], 3, padding=1)
                 loss = None
+            elif req["arch"] == "dcn3x3":
+                net, loss = _torch_dcn(size, req["shape"]), None
             else:
                 net = BasicVSR(num_feat=size["num_feat"], num_block=size["num_block"])
                 loss = CharbonnierLoss(eps=CHARBONNIER_EPS)
@@ -173,7 +219,8 @@ def serve() -> None:
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
             if req.get("output"):
-                np.savez(req["output"], x=x.grad.numpy(), weight=net.weight.grad.numpy(), bias=net.bias.grad.numpy())
+                grads = {k: p.grad.numpy() for k, p in net.named_parameters()}
+                np.savez(req["output"], x=x.grad.numpy(), **grads)
             return {"times": times, "cpu": cpu}
         if op == "drop":
             nets.pop(case)
@@ -189,6 +236,15 @@ def serve() -> None:
         reply_to.flush()
 
 
+def has_torchvision(python: str) -> bool:
+    """Whether `python` loads the real torchvision (its compiled ops: the DCN rows need it)."""
+    import subprocess
+
+    probe = "import torchvision.ops, torch; torchvision.ops.deform_conv2d(*[torch.zeros(1, 1, 3, 3)] * 2 + [torch.zeros(1, 1, 1, 1)])"  # noqa: E501
+    probe = probe.replace("[torch.zeros(1, 1, 3, 3)] * 2", "[torch.zeros(1, 1, 3, 3), torch.zeros(1, 2, 3, 3)]")
+    return os.path.exists(python) and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
 class TorchSide:
     """The driver's handle on the torch server."""
 
@@ -196,7 +252,8 @@ class TorchSide:
         import subprocess
 
         env = dict(os.environ)
-        env["PYTHONPATH"] = REFSTUB + os.pathsep + env.get("PYTHONPATH", "")
+        if not has_torchvision(python):  # the stand-in only where the real one does not load
+            env["PYTHONPATH"] = REFSTUB + os.pathsep + env.get("PYTHONPATH", "")
         env["PUBLISHED_SPEED_THREADS"] = str(threads)
         env["OMP_NUM_THREADS"] = str(threads)
         env.pop("XLA_FLAGS", None)
@@ -233,6 +290,24 @@ def _jax_model(arch: str, size: dict, state_dict: dict):
     if arch == "msrresnet":
         model = models.create_model("msrresnet", 4, {"features": size["num_feat"], "num_blocks": size["num_block"]})
         params = convert.state_dict_to_params(state_dict)
+    elif arch == "dcn3x3":
+        from vsr_jax.models import deform
+
+        class DCN:  # the layer as `model.apply({"params": p}, x)`, offsets and mask in the params
+            def apply(self, variables, x):
+                p = variables["params"]
+                dg = size["deform_groups"]
+                return deform.deform_conv2d(
+                    x, p["offset"], p["mask"], p["kernel"], p["bias"], padding=1, deform_groups=dg
+                )
+
+        model = DCN()
+        params = {
+            "kernel": state_dict["weight"].transpose(2, 3, 1, 0),
+            "bias": state_dict["bias"],
+            "offset": state_dict["offset"].transpose(0, 2, 3, 1),
+            "mask": state_dict["mask"].transpose(0, 2, 3, 1),
+        }
     elif arch == "conv3x3":
         from vsr_jax.models import layers
 
@@ -306,13 +381,20 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
     frames = n * (t or 1)
     sd_path = os.path.join(tmp, f"{name}_sd.npz")
     built = torch_side(
-        op="build", case=name, arch=arch, size=size, seed=0, lr=LEARNING_RATE.get(arch, 0.0), state_dict=sd_path
+        op="build",
+        case=name,
+        arch=arch,
+        size=size,
+        shape=list(shape),
+        seed=0,
+        lr=LEARNING_RATE.get(arch, 0.0),
+        state_dict=sd_path,
     )
     with np.load(sd_path) as f:
         state_dict = dict(f)
     model, params = _jax_model(arch, size, state_dict)
     rng = np.random.default_rng(1)
-    channels = size["num_feat"] if arch == "conv3x3" else 3
+    channels = {"conv3x3": size["num_feat"], "dcn3x3": size.get("in")}.get(arch, 3)
     lr_shape = (n, h, w, channels) if t is None else (n, t, h, w, channels)
     lr = rng.uniform(0, 1, lr_shape).astype(np.float32)
     row = {"case": name, "arch": arch, "task": task, "shape": list(shape), "frames": frames, "size": size}
@@ -361,6 +443,8 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
             ours = {"x": dx, "weight": dp["kernel"], "bias": dp["bias"]}
             want = {"x": _from_torch_layout(theirs["x"]), "weight": theirs["weight"].transpose(2, 3, 1, 0)}
             want["bias"] = theirs["bias"]
+            for k in ("offset", "mask") if arch == "dcn3x3" else ():
+                ours[k], want[k] = dp[k], _from_torch_layout(theirs[k])
             # relative to each gradient's largest entry (sums over thousands of terms)
             row["max_abs_diff"] = max(
                 float(np.max(np.abs(np.asarray(ours[k]) - want[k])) / np.max(np.abs(want[k]))) for k in want
@@ -423,6 +507,8 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
     row["ratio_median"] = row["jax"]["median_s"] / row["torch"]["median_s"]
     row["ratio_cpu_min"] = row["jax"]["cpu_min_s"] / row["torch"]["cpu_min_s"]  # CPU seconds, ours ÷ theirs
     row["goal"] = GOAL_INFER if task == "inference" else GOAL_TRAIN  # a layer's backward: the training goal
+    if arch == "dcn3x3":
+        row["goal"] = GOAL_DCN
     row["meets_goal"] = row["ratio_min"] <= row["goal"]
     for f in os.listdir(tmp):
         if f.startswith(name):
@@ -435,7 +521,7 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
 
 def _cell(row: dict, side: str) -> str:
     frames = row["frames"]
-    if row["arch"] == "conv3x3":
+    if row["arch"] in LAYERS:
         return f"{1000 * row[side]['min_s']:.2f} / {1000 * row[side]['median_s']:.2f}"
     if row["task"] == "inference":
         return f"{1000 * row[side]['min_s'] / frames:.0f} / {1000 * row[side]['median_s'] / frames:.0f}"
@@ -447,6 +533,13 @@ def _what(row: dict) -> str:
     if row["arch"] == "conv3x3":
         what = "forward" if row["task"] == "inference" else "backward (input, kernel, bias)"
         return f"one 3×3 conv {row['size']['num_feat']}→{row['size']['num_feat']}, {n}×{h}×{w}, {what}"
+    if row["arch"] == "dcn3x3":
+        size = row["size"]
+        what = "forward" if row["task"] == "inference" else "backward (input, offset, mask, kernel, bias)"
+        return (
+            f"one modulated DCN 3×3 {size['in']}→{size['num_feat']}, {size['deform_groups']} offset groups, "
+            f"{n}×{h}×{w}, {what}"
+        )
     arch = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR"}[row["arch"]]
     if row["task"] == "inference":
         frames = f"{t} frames " if t else "one frame "
@@ -458,11 +551,13 @@ def _what(row: dict) -> str:
 def markdown(result: dict) -> str:
     v = result["versions"]
     lines = [
-        f"{result['date']} · {result['machine']} · torch {v['torch']} + basicsr {v['basicsr']} eager, "
+        f"{result['date']} · {result['machine']} · torch {v['torch']}"
+        + (f" + torchvision {v['torchvision']}" if v.get("torchvision", "none") not in ("none", "stand-in") else "")
+        + f" + basicsr {v['basicsr']} eager, "
         f"{result['torch_threads']} threads · jax {v['jax']} (XLA:CPU, {result['xla_threads']} threads), "
         f"flax {v['flax']} · XLA_FLAGS `{result['xla_flags'] or '(none)'}` · "
         f"{result['reps']} alternating reps per side"
-        + ("" if result["quick"] else f" ({result['reps'] * LAYER_REPS} for one layer)")
+        + ("" if result["quick"] else f" ({result['reps'] * LAYER_REPS} for one conv)")
         + ", min / median",
         "",
         "| case | unit | PyTorch (BasicSR) | vsr_jax | ours ÷ torch, time (min) | goal | ours ÷ torch, CPU s "
@@ -470,7 +565,7 @@ def markdown(result: dict) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["rows"]:
-        unit = "ms/call" if r["arch"] == "conv3x3" else "ms/frame" if r["task"] == "inference" else "frames/s"
+        unit = "ms/call" if r["arch"] in LAYERS else "ms/frame" if r["task"] == "inference" else "frames/s"
         check = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else f"loss {r['loss_abs_diff']:.1e}"
         check += " (rel.)" if r["task"] == "grad" else ""
         mark = "✓" if r["meets_goal"] else "✗"
@@ -489,7 +584,7 @@ def main() -> None:
     p.add_argument("--cases", default="", help=f"comma-separated subset of {','.join(CASES)}")
     p.add_argument("--quick", action="store_true", help="narrow models, small sizes, one rep (a smoke test)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    p.add_argument("--torch_python", default="/tmp/refvenv/bin/python", help="python of a venv with torch + basicsr")
+    p.add_argument("--torch_python", default=TORCH_PYTHON, help="python of a venv with torch (+ torchvision) + basicsr")
     p.add_argument("--out", default=os.path.join(HERE, "results", "published_speed"), help="writes OUT.json, OUT.md")
     p.add_argument("--readme", default="", help="a README whose <!-- published_speed --> block to rewrite")
     args = p.parse_args()
@@ -497,8 +592,11 @@ def main() -> None:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise SystemExit(f"published_speed.py: unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
-    probe = f"import sys; sys.path.insert(0, {REFSTUB!r}); import torch, basicsr.archs.basicvsr_arch"
     import subprocess
+
+    real_torchvision = has_torchvision(args.torch_python)
+    stub = "" if real_torchvision else f"sys.path.insert(0, {REFSTUB!r}); "
+    probe = f"import sys; {stub}import torch, basicsr.archs.basicvsr_arch"
 
     if (
         not os.path.exists(args.torch_python)
@@ -507,6 +605,13 @@ def main() -> None:
         raise SystemExit(
             f"published_speed.py: torch + basicsr 1.4.2 are not installed for {args.torch_python} "
             "(make that venv as tests/data/published/README.md says, or pass --torch_python)"
+        )
+    needs_torchvision = [c for c in cases if CASES[c][0] == "dcn3x3"]
+    if needs_torchvision and not real_torchvision:
+        raise SystemExit(
+            f"published_speed.py: case {needs_torchvision[0]} needs the real torchvision, which {args.torch_python} "
+            "does not load (make the venv with torchvision as tests/data/published/README.md says, or leave the "
+            "dcn_* cases out with --cases)"
         )
     reps = 1 if args.quick else args.reps
 
@@ -545,6 +650,7 @@ def main() -> None:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "versions": {
             "torch": info["torch"],
+            "torchvision": info["torchvision"],
             "basicsr": info["basicsr"],
             "jax": jax.__version__,
             "jaxlib": jaxlib.__version__,

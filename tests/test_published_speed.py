@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT, optimised_env
 
 SCRIPT = str(ROOT / "experiments" / "published_speed.py")
-TORCH_PYTHON = "/tmp/refvenv/bin/python"
+TORCH_PYTHON = "/tmp/tvenv/bin/python"  # torch + torchvision + basicsr (tests/data/published/README.md)
 
 
 def test_without_torch_says_so_in_one_line(tmp_path):
@@ -34,7 +34,8 @@ def test_without_torch_says_so_in_one_line(tmp_path):
 def test_quick_run_checks_outputs_and_writes_the_table(tmp_path):
     out = tmp_path / "speed"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--cases=msrresnet_infer_64,msrresnet_train_b16,conv_grad_1x64x64",
+        [sys.executable, SCRIPT, "--quick",
+         "--cases=msrresnet_infer_64,msrresnet_train_b16,conv_grad_1x64x64,dcn_infer_1x64x64,dcn_grad_1x64x64",
          f"--out={out}"],
         capture_output=True, text=True, timeout=900, cwd=ROOT, env=optimised_env(),
     )  # fmt: skip
@@ -42,13 +43,16 @@ def test_quick_run_checks_outputs_and_writes_the_table(tmp_path):
     result = json.loads((tmp_path / "speed.json").read_text())
     assert "--xla_backend_optimization_level=0" not in result["xla_flags"]  # the users' settings
     assert result["torch_threads"] == 2 and result["versions"]["basicsr"] == "1.4.2"
-    infer, train, grad = result["rows"]
+    infer, train, grad, dcn, dcn_grad = result["rows"]
     assert infer["max_abs_diff"] <= 1e-4 and train["loss_abs_diff"] <= 1e-5
     assert grad["max_abs_diff"] <= 1e-5  # the layer's three gradients, relative to their largest entries
-    for row in (infer, train, grad):
+    assert dcn["max_abs_diff"] <= 1e-4 and dcn_grad["max_abs_diff"] <= 1e-4  # DCN: five gradients, relative
+    for row in (infer, train, grad, dcn, dcn_grad):
         assert len(row["jax"]["times_s"]) == len(row["torch"]["times_s"]) == 1
         assert row["ratio_min"] == pytest.approx(row["jax"]["min_s"] / row["torch"]["min_s"])
     table = (tmp_path / "speed.md").read_text()
     assert "| MSRResNet ×4 inference, one frame 24×24 | ms/frame |" in table
     assert "| MSRResNet ×4 training, 2×1×16×16, L1 + Adam | frames/s |" in table
     assert "| one 3×3 conv 16→16, 1×24×24, backward (input, kernel, bias) | ms/call |" in table
+    assert "| one modulated DCN 3×3 32→16, 4 offset groups, 1×24×24, forward | ms/call |" in table
+    assert "torchvision 0.29.1" in table.splitlines()[0]
