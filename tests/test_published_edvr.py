@@ -1,6 +1,9 @@
 """`edvr` equals BasicSR 1.4.2's EDVR on the same weights, and its exported parts
 (`DCNv2Pack`, `PCDAlignment`, `TSAFusion`, which IconVSR reuses) keep the authors' names."""
 
+import os
+import subprocess
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -159,3 +162,30 @@ def test_inference_is_one_loop_over_output_frames():
 
     short, long = program(2), program(9)
     assert "scan[" in short and len(long) <= 1.001 * len(short)
+
+
+TORCH_PYTHON = "/tmp/tvenv/bin/python"  # torch + torchvision + basicsr (tests/data/published/README.md)
+
+
+@pytest.mark.slow  # ~2 min on a loaded 2-core CPU: BasicSR's EDVR_M on 6 windows, then ours compiled
+@pytest.mark.skipif(not os.path.exists(TORCH_PYTHON), reason=f"no torch venv at {TORCH_PYTHON}")
+def test_published_width_equals_basicsr(tmp_path):
+    """EDVR_M's size (num_feat 64, 8 offset groups, 5 + 10 blocks, TSA), the authors' code run
+    now by make_edvr.py --full_width on the same seeded weights: every pixel of every frame."""
+    path = tmp_path / "full.npz"
+    proc = subprocess.run(
+        [TORCH_PYTHON, str(ph.DATA / "make_edvr.py"), "--full_width", str(path)],
+        capture_output=True, text=True, timeout=900,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(path) as f:
+        ref = dict(f)
+    kwargs = recipe.PUBLISHED["M"]
+    model = models.create_model("edvr", 4, kwargs)
+    params = convert.state_dict_to_params(recipe.seeded_state_dict(**kwargs))
+    lr = ref["frames"].astype(np.float32) / np.float32(255)
+    out = np.asarray(jax.jit(model.apply)({"params": params}, lr))
+    diff = float(np.max(np.abs(out - ref["output"])))
+    print(f"edvr M x4: max|diff| {diff:.2e} over {out.size} values (output std {ref['output'].std():.3f})")
+    assert out.shape == ref["output"].shape and diff <= 1e-4

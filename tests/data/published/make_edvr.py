@@ -25,11 +25,15 @@ holds every third row and column of each ×4 output (0, 3, …, 78: all four pix
 phases) and the float64 mean per frame and channel. Also the parameter counts of the
 published sizes (M: num_feat 64, 10 reconstruction blocks; L: 128, 40; with and without
 TSA / predeblur), and the window indices used.
+
+``make_edvr.py --full_width OUT.npz`` writes the authors' whole output at EDVR_M's size
+(num_feat 64, 8 offset groups, 5 + 10 blocks) on the same clip for the slow test.
 """
 
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import numpy as np
 
@@ -62,15 +66,15 @@ def _blocks(prefix: str, n: int, nf: int):
 
 
 def conv_shapes(
-    num_feat: int = 16,
-    deformable_groups: int = 2,
-    num_extract_block: int = 1,
-    num_reconstruct_block: int = 1,
+    num_feat: int = 64,
+    deformable_groups: int = 8,
+    num_extract_block: int = 5,
+    num_reconstruct_block: int = 10,
     num_frame: int = 5,
     with_tsa: bool = True,
     with_predeblur: bool = False,
 ) -> list[tuple[str, tuple[int, int, int]]]:
-    """(module name, (out, in, k)) of every conv of BasicSR's EDVR (hr_in False)."""
+    """(module name, (out, in, k)) of every conv of BasicSR's EDVR (hr_in False; defaults: its own)."""
     nf, dg = num_feat, deformable_groups
     out = []
     if with_predeblur:
@@ -152,43 +156,63 @@ def clip(rng) -> np.ndarray:
     return np.clip(np.rint(np.stack(frames, axis=1)), 0, 255).astype(np.uint8)
 
 
-def main() -> None:
+def reference(kwargs: dict, padding: str, frames: np.ndarray, sd: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The authors' EDVR (`kwargs`, weights `sd`) on every frame's window of `frames` (1, T, H, W, 3)
+    uint8: (output (1, T, 4H, 4W, 3) float32, window indices (T, num_frame), mean |offset| per DCN)."""
     import torch
     from basicsr.archs.arch_util import DCNv2Pack
     from basicsr.archs.edvr_arch import EDVR
     from basicsr.data.data_util import generate_frame_indices
 
+    net = EDVR(**kwargs).eval()
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert want == {k: v.shape for k, v in sd.items()}, "conv_shapes differs from BasicSR's EDVR"
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    offsets: dict[str, list[float]] = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            rows = 2 * output.shape[1] // 3
+            offsets.setdefault(name, []).append(float(output[:, :rows].abs().mean()))
+
+        return record
+
+    for name, module in net.named_modules():
+        if isinstance(module, DCNv2Pack):
+            module.conv_offset.register_forward_hook(hook(name))
+    t = frames.shape[1]
+    x = torch.from_numpy(frames.astype(np.float32) / np.float32(255)).permute(0, 1, 4, 2, 3)
+    index = np.array([generate_frame_indices(i, t, kwargs["num_frame"], padding) for i in range(t)])
+    with torch.no_grad():
+        sr = torch.cat([net(x[:, list(row)]) for row in index]).permute(0, 2, 3, 1).numpy()[None]
+    return sr.astype(np.float32), index.astype(np.int32), {k: round(float(np.mean(v)), 2) for k, v in offsets.items()}
+
+
+def full_width(path: str) -> None:
+    """EDVR_M's size (`PUBLISHED["M"]`, reflection_circle) on `seeded_state_dict` weights and
+    this script's clip: the whole output into `path` (for the slow test that runs this script)."""
+    kwargs = PUBLISHED["M"]
+    frames = clip(np.random.default_rng(3))
+    sr, index, offsets = reference(kwargs, "reflection_circle", frames, seeded_state_dict(**kwargs))
+    print(f"M: output {sr.shape}, std {sr.std():.3f}; mean |offset| per DCN: {offsets}")
+    np.savez(path, frames=frames, output=sr, index=index)
+
+
+def main() -> None:
+    import torch
+    from basicsr.archs.edvr_arch import EDVR
+
     torch.manual_seed(SEED)
     frames = clip(np.random.default_rng(3))
-    x = torch.from_numpy(frames.astype(np.float32) / np.float32(255)).permute(0, 1, 4, 2, 3)
     out = {"frames": frames}
     for key, (kwargs, padding) in CONFIGS.items():
         sd = seeded_state_dict(**kwargs)
-        net = EDVR(**kwargs).eval()
-        want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        assert want == {k: v.shape for k, v in sd.items()}, "conv_shapes differs from BasicSR's EDVR"
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-        offsets: dict[str, list[float]] = {}
-
-        def hook(name, offsets=offsets):
-            def record(module, inputs, output):
-                rows = 2 * output.shape[1] // 3
-                offsets.setdefault(name, []).append(float(output[:, :rows].abs().mean()))
-
-            return record
-
-        for name, module in net.named_modules():
-            if isinstance(module, DCNv2Pack):
-                module.conv_offset.register_forward_hook(hook(name))
-        index = np.array([generate_frame_indices(i, T, kwargs["num_frame"], padding) for i in range(T)])
-        with torch.no_grad():
-            sr = torch.cat([net(x[:, list(row)]) for row in index]).permute(0, 2, 3, 1).numpy()[None]
-        sr = sr.astype(np.float32)  # (1, T, 4H, 4W, 3)
+        sr, index, offsets = reference(kwargs, padding, frames, sd)
         print(f"{key}: output {sr.shape}, range [{sr.min():.3f}, {sr.max():.3f}], std {sr.std():.3f}")
-        print("  mean |offset| per DCN:", {k: round(float(np.mean(v)), 2) for k, v in offsets.items()})
+        print("  mean |offset| per DCN:", offsets)
         out[f"{key}_weight_checksums"] = checksums(sd)
-        out[f"{key}_param_count"] = sum(p.numel() for p in net.parameters())
-        out[f"{key}_index"] = index.astype(np.int32)
+        out[f"{key}_param_count"] = sum(p.numel() for p in EDVR(**kwargs).parameters())
+        out[f"{key}_index"] = index
         out[f"{key}_output_strided"] = sr[:, :, ::STRIDE, ::STRIDE]
         out[f"{key}_output_mean"] = sr.astype(np.float64).mean(axis=(2, 3))
     for name, kwargs in PUBLISHED.items():
@@ -200,4 +224,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--full_width":
+        full_width(sys.argv[2])
+    else:
+        main()
