@@ -4,8 +4,12 @@ The fixture (tests/data/published/make_iconvsr.py, run with BasicSR and the real
 ``torchvision.ops.deform_conv2d``) holds two 7-frame clips (temporal_padding 3 at 34×37:
 the spatial padding and crop; temporal_padding 2 at 36×36), every STRIDE-th row and column
 of the authors' ×4 outputs and their per-frame means; the weights are rebuilt here with
-NumPy by the script's own `seeded_state_dict`, checked against its checksums. No torch.
+NumPy by the script's own `seeded_state_dict`, checked against its checksums. No torch,
+except in the slow published-width test, which runs BasicSR itself where /tmp/tvenv exists.
 """
+
+import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -136,3 +140,45 @@ def test_a_two_frame_clip_runs(ref):
     lr = jnp.asarray(ref["tp3_frames"][:, :2] / 255.0, jnp.float32)  # (1, 2, 34, 37, 3)
     out = jax.jit(narrow().apply)({"params": params}, lr)
     assert out.shape == (1, 2, 136, 148, 3) and bool(jnp.all(jnp.isfinite(out)))
+
+
+TORCH_PYTHON = "/tmp/tvenv/bin/python"  # BasicSR 1.4.2 + torchvision's deform_conv2d (make_iconvsr.py)
+
+
+@pytest.mark.slow  # ~2-4 min: BasicSR at the published width on a CPU, then ours
+@pytest.mark.skipif(not os.path.exists(TORCH_PYTHON), reason=f"no BasicSR venv at {TORCH_PYTHON}")
+@pytest.mark.parametrize("case", list(recipe.CASES))
+def test_published_width_equals_basicsr(case, tmp_path):
+    """num_feat 64, num_block 30 (the published models' size: 8 channels per deformable group),
+    the whole ×4 output, BasicSR run now by make_iconvsr.py --full."""
+    path = tmp_path / "full.npz"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([TORCH_PYTHON, str(ph.DATA / "make_iconvsr.py"), "--full", str(path), case], check=True, env=env)
+    with np.load(path) as f:
+        ref = dict(f)
+    tp = recipe.CASES[case][0]
+    sd = recipe.seeded_state_dict(
+        num_feat=64, num_block=30, temporal_padding=tp, residual_gain=recipe.FULL_RESIDUAL_GAIN
+    )
+    np.testing.assert_allclose(recipe.make_spynet.checksums(sd), ref[f"{case}_weight_checksums"], rtol=1e-12)
+    model = models.create_model("iconvsr", 4, {"num_block": 30, "temporal_padding": tp})
+    lr = ref[f"{case}_frames"].astype(np.float32) / np.float32(255)
+    out = np.asarray(jax.jit(model.apply)({"params": convert.state_dict_to_params(sd, skip=SKIP)}, lr))
+    diff = float(np.max(np.abs(out - ref[f"{case}_output"])))
+    print(f"iconvsr {case} 64 ch x 30 blocks: max|diff| {diff:.2e} (output range {np.ptp(out):.2f})")
+    assert diff <= 1e-4
+
+
+@pytest.mark.slow  # ~25 s: three traces
+def test_inference_program_does_not_grow_with_the_clip_length():
+    """The propagation, EDVR-window and reconstruction loops are scans: the traced program at
+    16 frames (4 keyframes) is within 1 % of that at 3 frames (2 keyframes)."""
+    model = narrow()
+    params = ph.abstract_params(model.init, (1, 3, 16, 16, 3))
+
+    def size(t):
+        x = jax.ShapeDtypeStruct((1, t, 16, 16, 3), jnp.float32)
+        return len(str(jax.make_jaxpr(lambda p, x: model.apply({"params": p}, x))(params, x)))
+
+    small, large = size(3), size(16)
+    assert large < 1.01 * small, (small, large)

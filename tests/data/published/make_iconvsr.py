@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 import numpy as np
 
@@ -36,6 +37,7 @@ NUM_FEAT = 16
 NUM_BLOCK = 1
 DEFORM_GROUPS = 8  # EDVRFeatureExtractor's PCDAlignment(deformable_groups=8), fixed by BasicSR
 OFFSET_GAIN = 12.0  # conv_offset weights × this: offsets of a few pixels
+FULL_RESIDUAL_GAIN = 0.1  # the published width's trunk blocks (--full)
 # name: (temporal_padding, (N, T, H, W), output stride)
 CASES = {"tp2": (2, (1, 7, 36, 36), 3), "tp3": (3, (1, 7, 34, 37), 7)}
 
@@ -100,16 +102,22 @@ def conv_shapes(
 
 
 def seeded_state_dict(
-    seed: int = SEED, num_feat: int = NUM_FEAT, num_block: int = NUM_BLOCK, temporal_padding: int = 2
+    seed: int = SEED,
+    num_feat: int = NUM_FEAT,
+    num_block: int = NUM_BLOCK,
+    temporal_padding: int = 2,
+    residual_gain: float = 1.0,
 ) -> dict:
     """IconVSR's state_dict (float32, torch shapes) from `seed`, NumPy only: SpyNet by
     make_spynet's recipe (same seed) under ``spynet.``, then every other conv in
-    `conv_shapes` order with weights ~ N(0, 1 / fan_in) (× OFFSET_GAIN for a ``conv_offset``)
-    and biases ~ U(-0.1, 0.1)."""
+    `conv_shapes` order with weights ~ N(0, 1 / fan_in) (× OFFSET_GAIN for a ``conv_offset``,
+    × `residual_gain` for the second conv of a propagation trunk's residual block: 30 blocks
+    at gain 1 blow the features up) and biases ~ U(-0.1, 0.1)."""
     sd = make_spynet.seeded_state_dict(seed, prefix="spynet.")
     rng = np.random.default_rng([seed, 1, temporal_padding])
     for name, (cout, cin, k) in conv_shapes(num_feat, num_block, temporal_padding):
         gain = OFFSET_GAIN if name.endswith("conv_offset") else 1.0
+        gain *= residual_gain if "_trunk.main.2." in name and name.endswith("conv2") else 1.0
         sd[f"{name}.weight"] = (rng.standard_normal((cout, cin, k, k)) * gain / np.sqrt(cin * k * k)).astype(np.float32)
         sd[f"{name}.bias"] = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
     return sd
@@ -125,50 +133,75 @@ def clip(rng, n: int, t: int, h: int, w: int) -> np.ndarray:
         make_basicvsr.N, make_basicvsr.T, make_basicvsr.H, make_basicvsr.W = keep
 
 
-def main() -> None:
+def run_authors(case: str, num_feat: int = NUM_FEAT, num_block: int = NUM_BLOCK, residual_gain: float = 1.0) -> dict:
+    """BasicSR's IconVSR with `seeded_state_dict`'s weights on `case`'s clip: the weights'
+    checksums, the parameter count, the frames, the ×4 output and the mean |offset| per DCN."""
     import torch
     from basicsr.archs.arch_util import DCNv2Pack
     from basicsr.archs.basicvsr_arch import IconVSR
 
     torch.manual_seed(SEED)
+    tp, (n, t, h, w), _ = CASES[case]
+    sd = seeded_state_dict(num_feat=num_feat, num_block=num_block, temporal_padding=tp, residual_gain=residual_gain)
+    net = IconVSR(num_feat=num_feat, num_block=num_block, temporal_padding=tp).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    offsets: dict[str, list[float]] = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            o1, o2, _ = torch.chunk(output, 3, dim=1)
+            offsets.setdefault(name, []).append(float(torch.cat([o1, o2], 1).abs().mean()))
+
+        return record
+
+    for name, module in net.named_modules():
+        if isinstance(module, DCNv2Pack):
+            module.conv_offset.register_forward_hook(hook(name))
+    frames = clip(np.random.default_rng([2, tp]), n, t, h, w)
+    x = torch.from_numpy(frames.astype(np.float32) / np.float32(255)).permute(0, 1, 4, 2, 3)
+    with torch.no_grad():
+        sr = net(x).permute(0, 1, 3, 4, 2).numpy().astype(np.float32)  # (N, T, 4H, 4W, 3)
+    print(f"{case} ({num_feat} ch, {num_block} blocks): output {sr.shape}, range [{sr.min():.3f}, {sr.max():.3f}]")
+    for name, v in offsets.items():
+        print(f"  {name}: mean |offset| {np.mean(v):.2f} px over {len(v)} calls")
+    return {
+        "weight_checksums": make_spynet.checksums(sd),
+        "param_count": sum(p.numel() for p in net.parameters()),
+        "frames": frames,
+        "output": sr,
+        "offset_absmean": np.asarray([np.mean(v) for v in offsets.values()]),
+    }
+
+
+def main(argv: list[str]) -> None:
+    """Writes iconvsr.npz; with ``--full PATH [CASE …]``, instead the whole outputs of the
+    published width (num_feat 64, num_block 30) on the cases' clips (default: both) to PATH
+    (for test_published_iconvsr's slow test; not kept)."""
+    if argv[:1] == ["--full"]:
+        out = {}
+        for case in argv[2:] or list(CASES):
+            for key, value in run_authors(case, 64, 30, FULL_RESIDUAL_GAIN).items():
+                out[f"{case}_{key}"] = value
+        np.savez(argv[1], **out)
+        print(f"wrote {argv[1]}")
+        return
+    from basicsr.archs.basicvsr_arch import IconVSR
+
     out = {
         # the published REDS model (temporal_padding 2) and Vimeo-90K models (3): 64 ch, 30 blocks
         "param_count_64_30_tp2": sum(p.numel() for p in IconVSR(64, 30, temporal_padding=2).parameters()),
         "param_count_64_30_tp3": sum(p.numel() for p in IconVSR(64, 30, temporal_padding=3).parameters()),
     }
-    for case, (tp, (n, t, h, w), stride) in CASES.items():
-        sd = seeded_state_dict(temporal_padding=tp)
-        net = IconVSR(num_feat=NUM_FEAT, num_block=NUM_BLOCK, temporal_padding=tp).eval()
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-        offsets: dict[str, list[float]] = {}
-
-        def hook(name, offsets=offsets):
-            def record(module, inputs, output):
-                o1, o2, _ = torch.chunk(output, 3, dim=1)
-                offsets.setdefault(name, []).append(float(torch.cat([o1, o2], 1).abs().mean()))
-
-            return record
-
-        for name, module in net.named_modules():
-            if isinstance(module, DCNv2Pack):
-                module.conv_offset.register_forward_hook(hook(name))
-        frames = clip(np.random.default_rng([2, tp]), n, t, h, w)
-        x = torch.from_numpy(frames.astype(np.float32) / np.float32(255)).permute(0, 1, 4, 2, 3)
-        with torch.no_grad():
-            sr = net(x).permute(0, 1, 3, 4, 2).numpy().astype(np.float32)  # (N, T, 4H, 4W, 3)
-        print(f"{case}: output {sr.shape}, range [{sr.min():.3f}, {sr.max():.3f}], std {sr.std():.3f}")
-        for name, v in offsets.items():
-            print(f"  {name}: mean |offset| {np.mean(v):.2f} px over {len(v)} calls")
-        out[f"{case}_weight_checksums"] = make_spynet.checksums(sd)
-        out[f"{case}_param_count"] = sum(p.numel() for p in net.parameters())
-        out[f"{case}_frames"] = frames
-        out[f"{case}_output_strided"] = sr[:, :, ::stride, ::stride]
-        out[f"{case}_output_mean"] = sr.astype(np.float64).mean(axis=(2, 3))
-        out[f"{case}_offset_absmean"] = np.asarray([np.mean(v) for v in offsets.values()])
+    for case, (_, _, stride) in CASES.items():
+        ref = run_authors(case)
+        sr = ref.pop("output")
+        ref["output_strided"] = sr[:, :, ::stride, ::stride]
+        ref["output_mean"] = sr.astype(np.float64).mean(axis=(2, 3))
+        out.update({f"{case}_{key}": value for key, value in ref.items()})
     path = HERE / "iconvsr.npz"
     np.savez_compressed(path, **out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
