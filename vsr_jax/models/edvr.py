@@ -318,7 +318,11 @@ class EDVR(nn.Module):
 
     @property
     def temporal_radius(self) -> int:
-        """Output frame i reads input frames i − r … i + r (clip ends: `padding`)."""
+        """r: output frame i reads input frames i − r … i + r. Within r frames of the clip's
+        first / last frame the `padding` rule replaces the missing ones by frames of the clip
+        up to 2r away (``reflection_circle``: frame 0 reads frames 4, 3, 0, 1, 2 for r = 2), so
+        a stream cut into chunks is exact when each chunk holds r frames of context on either
+        side, its outputs there are dropped, and only the video's real ends are clip ends."""
         return self.num_frame // 2
 
     @property
