@@ -3,9 +3,11 @@
 ×4 on 7-frame clips (the bundled sample clips; Vimeo-90K with
 `--config.data.name=vimeo90k`). Generator objective, as TecoGAN: L2 pixel + VGG19
 perceptual + ping-pong (the clip played forward then backward must give the same frames)
-+ adversarial from a spatio-temporal discriminator over frame triplets conditioned on the
-bicubic-upsampled LR. The first `gan.pretrain_steps` steps train the generator without the
-adversarial term (FRVSR pretraining); evaluation uses the EMA of the generator.
++ adversarial from a spatio-temporal discriminator over frame triplets (each seen warped
+onto its middle frame with the generator's flow, unwarped, and as bicubic-upsampled LR)
++ TecoGAN's layer loss on the discriminator's features. The first `gan.pretrain_steps` steps
+train the generator without the adversarial terms (FRVSR pretraining); evaluation uses the
+EMA of the generator.
 
 Presets:
 - `configs/gan.py` (full recipe) uses torchvision's VGG19, downloaded once into the weights
@@ -66,6 +68,13 @@ def get_config(preset: str = "full"):
     config.gan.learning_rate = 5e-5
     config.gan.d_steps = 1
     config.gan.pretrain_steps = 100_000
+    # TecoGAN's D_s,t (thunil/TecoGAN lib/Teco.py, main.py defaults, runGan.py): its triplets are
+    # motion-compensated with the generator's flow (always, for a model that estimates flow), the
+    # warped triplet's centre 75 % kept (crop_dt 0.75), and its "layer loss" (D_LAYERLOSS) joins the
+    # generator's loss at weight 1 (not × the adversarial ratio), per layer 0.02/12, 0.02/14,
+    # 0.02/24, 0.02/100 (the default gan.feature_matching_layer_weights)
+    config.gan.warp_crop = 0.75
+    config.gan.feature_matching_weight = 1.0
     config.ema_decay = 0.999
 
     config.learning_rate = 5e-5

@@ -186,3 +186,53 @@ def test_discriminator_bfloat16_compute(name, real_fake, small_variables):
     diff, size = float(jnp.max(jnp.abs(y16 - y32))), float(jnp.max(jnp.abs(y32)))
     # measured diff / size: vgg 0.0050, patch 0.0076, spatio_temporal 0.0052 (logits up to 0.06–0.26)
     assert 0 < diff < 0.05 * size, (diff, size)
+
+
+# ---- D_s,t's motion compensation (TecoGAN) ------------------------------------------------------
+
+
+def test_triplet_flows_warp_the_outer_frames_onto_the_middle_one():
+    from vsr_jax.models import warp
+
+    rng = np.random.default_rng(0)
+    to_prev, to_next = (jnp.asarray(rng.normal(size=(2, 7, 4, 5, 2)), jnp.float32) for _ in range(2))
+    hr = np.asarray(discriminators.triplet_flows(to_prev, to_next, 2))
+    assert hr.shape == (2, 6, 8, 10, 2)  # 7 frames: two triplets, frame 6 left out
+    for k in range(2):
+        np.testing.assert_allclose(hr[:, 3 * k], warp.flow_to_hr(to_prev[:, 3 * k + 1], 2), rtol=0, atol=1e-6)
+        assert not hr[:, 3 * k + 1].any()  # the middle frame stays
+        np.testing.assert_allclose(hr[:, 3 * k + 2], warp.flow_to_hr(to_next[:, 3 * k + 1], 2), rtol=0, atol=1e-6)
+    assert np.abs(hr[:, 0]).max() > 1.0  # values × 2: not the zero flow
+
+
+def test_motion_compensate_warps_each_frame_and_crops_the_border():
+    from vsr_jax.models import warp
+
+    rng = np.random.default_rng(1)
+    frames = jnp.asarray(rng.uniform(size=(1, 3, 16, 16, 3)), jnp.float32)
+    flows = jnp.asarray(rng.normal(scale=2.0, size=(1, 3, 16, 16, 2)), jnp.float32)
+    # a zero flow (or none) gives the frames themselves, exactly
+    assert np.array_equal(discriminators.motion_compensate(frames, jnp.zeros_like(flows)), frames)
+    assert discriminators.motion_compensate(frames) is frames
+    got = np.asarray(discriminators.motion_compensate(frames, flows))
+    for i in range(3):
+        want = warp.warp(frames[:, i], flows[:, i], padding_mode="border")
+        np.testing.assert_allclose(got[:, i], want, rtol=0, atol=1e-6)
+    assert np.abs(got - np.asarray(frames)).max() > 0.1
+    # keep 0.75 of 16: the centre 12x12 (TecoGAN's crop_dt: crop, pad with zeros)
+    cropped = np.asarray(discriminators.motion_compensate(frames, flows, keep=0.75))
+    np.testing.assert_array_equal(cropped[:, :, 2:14, 2:14], got[:, :, 2:14, 2:14])
+    inside = np.zeros((16, 16), bool)
+    inside[2:14, 2:14] = True
+    assert not cropped[:, :, ~inside].any()
+
+
+def test_spatio_temporal_returns_its_layer_features(real_fake, small_variables):
+    real, _ = real_fake
+    d = create_discriminator("spatio_temporal", **SMALL["spatio_temporal"])
+    variables = small_variables["spatio_temporal"]
+    logits, features = jax.jit(lambda v: d.apply(v, real, real, return_features=True))(variables)
+    np.testing.assert_array_equal(logits, apply(d, variables, real, real))
+    # (4 clips · 1 triplet, 32/2^i, 32/2^i, width i), after each stride-2 conv's LeakyReLU
+    assert [f.shape for f in features] == [(4, 16, 16, 8), (4, 8, 8, 8), (4, 4, 4, 16), (4, 2, 2, 16)]
+    assert all(float(jnp.min(f)) < 0 < float(jnp.max(f)) for f in features)  # LeakyReLU: both signs

@@ -1,6 +1,7 @@
 """The GAN step: G and D updated in one jitted step, EMA, pretrain -> adversarial switch."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -231,3 +232,148 @@ def test_video_gan_warms_up_on_pixel_and_flow_then_adds_pingpong_and_temporal():
     assert m1["loss_pingpong"] > 0 and m1["loss_temporal"] > 0 and m1["loss_flow"] > 0
     with pytest.raises(train.ConfigError, match="loss.temporal_weight needs a model that estimates flow"):
         train.validate_config(tiny_gan_config(**{"loss.temporal_weight": 0.1, "data.num_frames": 3}))
+
+
+# ---- TecoGAN's D_s,t: motion-compensated triplets, layer loss ----------------------------------
+
+
+def tiny_tecogan_config(**overrides):
+    """configs/gan.py:tiny (recurrent_gan, spatio_temporal D, warp_crop 0.75, layer loss on) at batch 2."""
+    return override(load_config("gan", "tiny"), **{"batch_size": 2, **overrides})
+
+
+def test_tecogan_recipe_turns_on_warp_crop_and_layer_loss():
+    from vsr_jax import losses
+
+    for preset in ("full", "quick", "colab", "tiny"):
+        config = load_config("gan", preset)
+        assert config.gan.discriminator == "spatio_temporal" and train.estimates_flow(config)
+        assert config.gan.warp_crop == 0.75 and config.gan.feature_matching_weight == 1.0
+        assert train.feature_matching_weights(config) == pytest.approx((0.02 / 12, 0.02 / 14, 0.02 / 24, 0.02 / 100))
+    assert losses.TECOGAN_LAYER_WEIGHTS == train.feature_matching_weights(load_config("gan", "tiny"))
+
+
+def test_feature_matching_loss_by_hand():
+    from vsr_jax import losses
+
+    real = [jnp.zeros((1, 1, 2, 2)), jnp.ones((1, 1, 1, 3))]
+    fake = [jnp.asarray([[[[1.0, -2.0], [3.0, 0.0]]]]), jnp.zeros((1, 1, 1, 3))]
+    # layer 0: per position Σ_c |diff| = 3 and 3 -> mean 3; layer 1: Σ_c = 3 -> 3
+    assert float(losses.feature_matching(real, fake, (0.5, 2.0))) == pytest.approx(0.5 * 3 + 2.0 * 3)
+    assert float(losses.feature_matching(fake, fake, (0.5, 2.0))) == 0.0
+    assert float(losses.feature_matching(real, real, losses.TECOGAN_LAYER_WEIGHTS[:2])) == 0.0
+    with pytest.raises(ValueError, match="3 weights for 2/2 layers"):
+        losses.feature_matching(real, fake, (1.0, 1.0, 1.0))
+
+
+def test_spatio_temporal_critic_sees_the_warped_triplet_the_triplet_and_the_lr():
+    from vsr_jax.models import layers, warp
+
+    config = tiny_tecogan_config()
+    critic = train.Critic(config)
+    assert critic.warps and critic.keep == 0.75
+    rng = np.random.default_rng(0)
+    frames = jnp.asarray(rng.uniform(size=(1, 4, 32, 32, 3)), jnp.float32)  # 4 frames: one triplet
+    lr = jnp.asarray(rng.uniform(size=(1, 4, 8, 8, 3)), jnp.float32)
+    flows = jnp.asarray(rng.normal(scale=2.0, size=(1, 3, 32, 32, 2)), jnp.float32)
+    x0, cond = critic._inputs(frames, lr, jnp.zeros_like(flows))  # noqa: SLF001
+    x1, cond1 = critic._inputs(frames, lr, flows)  # noqa: SLF001
+    np.testing.assert_array_equal(cond, cond1)
+    np.testing.assert_array_equal(cond[..., :3], frames[:, :3])  # the unwarped triplet ...
+    bicubic = layers.per_frame(lambda f: layers.upsample_bicubic(f, 4), lr[:, :3])
+    np.testing.assert_allclose(cond[..., 3:], bicubic, rtol=0, atol=1e-6)  # ... and the upsampled LR
+    # the warped triplet: its centre 24x24 (warp_crop 0.75 of 32) kept, a 4-pixel border zeroed
+    c = slice(4, 28)
+    np.testing.assert_array_equal(x0[:, :, c, c], frames[:, :3, c, c])  # zero flow: the triplet itself
+    for i in range(3):
+        want = warp.warp(frames[:, i], flows[:, i], padding_mode="border")
+        np.testing.assert_allclose(x1[:, i, c, c], want[:, c, c], rtol=0, atol=1e-6)
+    assert not np.asarray(x1)[:, :, :4].any() and not np.asarray(x1)[:, :, :, 28:].any()
+    d_params = critic.init(jax.random.key(0), frames, lr)
+    assert d_params["conv0"]["kernel"].shape == (4, 4, 27, 8)  # warped + unwarped + LR triplets
+    y0, y1 = critic(d_params, frames, lr, jnp.zeros_like(flows)), critic(d_params, frames, lr, flows)
+    assert float(jnp.max(jnp.abs(y1 - y0))) > 1e-4  # D's input changes with the flow
+
+
+def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
+    """_judged: the flows D_s,t warps with, from the ping-pong pass (read backwards) and from a
+    pass over the reversed clip, are the same, and are the flow network's on each pair."""
+    from vsr_jax import losses
+    from vsr_jax.models import flow as flow_lib
+    from vsr_jax.models import warp
+
+    config = tiny_tecogan_config()
+    model, critic = train.build_model(config), train.Critic(config)
+    rng = np.random.default_rng(0)
+    lr = jnp.asarray(rng.uniform(size=(1, 3, 8, 8, 3)), jnp.float32)
+    hr = jnp.asarray(rng.uniform(size=(1, 3, 32, 32, 3)), jnp.float32)
+    params = jax.jit(model.init)(jax.random.key(0), lr)["params"]
+    noise = lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape)  # noqa: E731
+    params = {**params, "flownet": jax.tree.map(noise, params["flownet"])}  # a flow net that moves pixels
+
+    def run(x):
+        out, inter = model.apply({"params": params}, x, train=True, mutable=["intermediates"])
+        return out, inter["intermediates"]["flow_to_prev"][0]
+
+    @jax.jit  # one program for both (eager Flax scans compile op by op)
+    def both(lr, hr):
+        pp_judged = train._judged(model, critic, params, lr, hr, *run(losses.pingpong_sequence(lr)), 4)  # noqa: SLF001
+        return pp_judged, train._judged(model, critic, params, lr, hr, *run(lr), 4)  # noqa: SLF001
+
+    pp_judged, judged = both(lr, hr)
+    np.testing.assert_array_equal(pp_judged[0], losses.pingpong_sequence(hr))  # D judges the ping-pong clip
+    assert pp_judged[1].shape == (1, 5, 32, 32, 3) and judged[1].shape == (1, 3, 32, 32, 3)
+    np.testing.assert_allclose(pp_judged[3], judged[3], rtol=0, atol=1e-5)
+    spynet = flow_lib.SpyNetLite(
+        levels=config.model.flow_levels,
+        features=config.model.flow_features,
+        kernel_size=config.model.flow_kernel_size,
+    )
+    net = lambda ref, supp: spynet.apply({"params": params["flownet"]}, ref, supp)  # noqa: E731
+    to_mid_prev, to_mid_next = jax.jit(lambda x: (net(x[:, 1], x[:, 0]), net(x[:, 1], x[:, 2])))(lr)
+    flows = np.asarray(judged[3])
+    np.testing.assert_allclose(flows[:, 0], warp.flow_to_hr(to_mid_prev, 4), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(flows[:, 2], warp.flow_to_hr(to_mid_next, 4), rtol=0, atol=1e-5)
+    assert not flows[:, 1].any() and min(np.abs(flows[:, 0]).max(), np.abs(flows[:, 2]).max()) > 0.5
+
+
+def test_tecogan_gan_step_with_warped_triplets_and_layer_loss():
+    config = tiny_tecogan_config(**{"loss.flow_weight": 1.0})
+    train.validate_config(config)
+    state, step, batch = _setup(config)
+    d0 = _copy(state.d_params)
+    state, m = step(state, batch)
+    m = jax.device_get(m)
+    assert m["loss_feature_matching"] > 0 and m["loss_adversarial"] > 0 and m["loss_d"] > 0
+    expected = (
+        m["loss_pixel"]
+        + m["loss_flow"]
+        + 0.05 * m["loss_pingpong"]
+        + 1e-3 * m["loss_adversarial"]
+        + 1.0 * m["loss_feature_matching"]
+    )
+    assert m["loss"] == pytest.approx(expected, rel=1e-5)
+    assert not _same(_copy(state.d_params), d0) and m["nonfinite"] == 0
+
+
+def test_spatio_temporal_config_errors_and_the_unwarped_fallback(caplog):
+    def error(match, **overrides):
+        with pytest.raises(train.ConfigError, match=match):
+            train.validate_config(tiny_tecogan_config(**overrides))
+
+    error(r"gan.warp_crop must be in \(0, 1\]", **{"gan.warp_crop": 0.0})
+    error("gan.feature_matching_weight must be >= 0", **{"gan.feature_matching_weight": -1.0})
+    error(r"one weight per discriminator layer \(4\), got 2", **{"gan.feature_matching_layer_weights": "1,2"})
+    error("TecoGAN's default is for 4 layers", **{"gan.d_features": "8,8,16"})
+    error("comma-separated numbers", **{"gan.feature_matching_layer_weights": "a,b,c,d"})
+    with pytest.raises(train.ConfigError, match="gan.warp_crop needs gan.discriminator=spatio_temporal"):
+        train.validate_config(tiny_gan_config(**{"gan.warp_crop": 0.75}))
+    with pytest.raises(train.ConfigError, match="gan.feature_matching_weight needs gan.discriminator=spatio"):
+        train.validate_config(tiny_gan_config(**{"gan.feature_matching_weight": 1.0}))
+    train.validate_config(tiny_tecogan_config(**{"gan.d_features": "8,8,16", "gan.feature_matching_weight": 0.0}))
+    # a model without flows: D_s,t sees unwarped triplets, and the log says so
+    unaligned = tiny_gan_config(**{"gan.discriminator": "spatio_temporal", "data.num_frames": 3})
+    assert not train.Critic(unaligned).warps
+    with caplog.at_level("WARNING"):
+        train.validate_config(unaligned)
+    assert "estimates no flow, so D sees unwarped triplets" in caplog.text

@@ -92,6 +92,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.gan.d_steps = 1  # discriminator updates per generator update
     c.gan.pretrain_steps = 0  # warm-up steps on pixel (+ flow) loss only; the other terms start after
     c.gan.r1_gamma = 0.0  # R1 gradient penalty weight γ (penalty γ/2 · E‖∇D(real)‖²); 0 = off
+    # spatio_temporal: the centre fraction of the motion-compensated triplet it sees (the border
+    # zeroed; TecoGAN's crop_dt 0.75); 1 = all of it
+    c.gan.warp_crop = 1.0
+    # spatio_temporal: TecoGAN's "layer loss", an L1 between D's features on real and fake added to
+    # the generator's loss with this weight; 0 = off. Per-layer weights, comma-separated, one per
+    # D layer ("" = TecoGAN's 0.02/12, 0.02/14, 0.02/24, 0.02/100 for a 4-layer D)
+    c.gan.feature_matching_weight = 0.0
+    c.gan.feature_matching_layer_weights = ""
 
     c.eval = ml_collections.ConfigDict()
     c.eval.crop_border = -1  # pixels cut from each edge before PSNR/SSIM; -1 = data.scale

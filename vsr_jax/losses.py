@@ -98,6 +98,24 @@ def g_loss(kind: str, real, fake):
     return 0.5 * (_bce(real - jnp.mean(fake), 0.0) + _bce(fake - jnp.mean(real), 1.0))
 
 
+# TecoGAN's layer loss (Chu et al. 2020; code: thunil/TecoGAN lib/Teco.py, `D_LAYERLOSS`): each
+# layer's L1 is divided by a hand-set average size (layer_norm) and scaled to Fix_Range = 0.02.
+TECOGAN_LAYER_WEIGHTS = tuple(0.02 / norm for norm in (12.0, 14.0, 24.0, 100.0))
+
+
+def feature_matching(feats_real, feats_fake, weights):
+    """TecoGAN's discriminator "layer loss": Σ_i weights[i] · mean over (batch, y, x) of
+    Σ_channels |φ_i(real) − φ_i(fake)|, φ_i the discriminator's i-th layer's activations
+    (N, h, w, C). A generator term; stop the gradient of `feats_real` outside."""
+    if len(weights) != len(feats_real) or len(feats_real) != len(feats_fake):
+        raise ValueError(f"feature_matching: {len(weights)} weights for {len(feats_real)}/{len(feats_fake)} layers")
+    total = jnp.zeros((), jnp.float32)
+    for w, a, b in zip(weights, feats_real, feats_fake, strict=True):
+        diff = jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32))
+        total = total + float(w) * jnp.mean(jnp.sum(diff, axis=-1))
+    return total
+
+
 def r1_penalty(d_apply, real):
     """R1 (Mescheder et al., 2018): E ||∇ₓ D(x)||² over real inputs, per example summed over
     the input's dimensions then averaged; weight it by γ/2. `d_apply`: inputs -> logits."""

@@ -144,15 +144,14 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         discriminator_features(config)  # raises on a malformed gan.d_features
         if int(config.gan.d_steps) < 1:
             raise ConfigError(f"gan.d_steps must be >= 1, got {config.gan.d_steps}")
+        _validate_spatio_temporal(config)
     if not 0.0 <= float(config.ema_decay) < 1.0:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
         if config.loss[key] > 0 and config.data.num_frames < 2:
             raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
-    model_class = models.get_model_class(config.model.name)
-    aligned = getattr(model_class, "sows_flows", False) and config.model.get("align", True)
     for key in ("flow_weight", "temporal_weight"):
-        if config.loss[key] > 0 and not aligned:
+        if config.loss[key] > 0 and not estimates_flow(config):
             raise ConfigError(
                 f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
                 f"{config.model.name!r} does not: set loss.{key}=0"
@@ -176,6 +175,33 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
                 f"data.patch_size={config.data.patch_size} (HR {hr}x{hr}) is too small for gan.discriminator="
                 f"{config.gan.discriminator!r}: {str(e).splitlines()[0]}; use larger patches"
             ) from None
+
+
+def estimates_flow(config) -> bool:
+    """Whether the config's model `sow`s its LR flows (`flow_to_prev`): recurrent_gan, convlstm_vsr with align."""
+    model_class = models.get_model_class(config.model.name)
+    return bool(getattr(model_class, "sows_flows", False) and config.model.get("align", True))
+
+
+def _validate_spatio_temporal(config) -> None:
+    """gan.warp_crop and gan.feature_matching_* (TecoGAN's D_s,t options); a warning when
+    D_s,t cannot be motion-compensated (the model estimates no flow)."""
+    gan, st = config.gan, config.gan.discriminator == "spatio_temporal"
+    if not 0.0 < float(gan.warp_crop) <= 1.0:
+        raise ConfigError(f"gan.warp_crop must be in (0, 1], got {gan.warp_crop}")
+    if float(gan.feature_matching_weight) < 0:
+        raise ConfigError(f"gan.feature_matching_weight must be >= 0, got {gan.feature_matching_weight}")
+    for key, on in (("warp_crop", float(gan.warp_crop) != 1.0), ("feature_matching_weight", _fm_on(config))):
+        if on and not st:
+            raise ConfigError(f"gan.{key} needs gan.discriminator=spatio_temporal; leave it at its default")
+    if _fm_on(config):
+        feature_matching_weights(config)  # raises on a malformed or mis-sized list
+    if st and not estimates_flow(config):
+        logging.warning(
+            "gan.discriminator=spatio_temporal: model %r estimates no flow, so D sees unwarped triplets "
+            "(TecoGAN warps them with the generator's flow: recurrent_gan, convlstm_vsr with align=True)",
+            config.model.name,
+        )
 
 
 # ------------------------------------------------------------------ state and step
@@ -455,12 +481,35 @@ def discriminator_features(config) -> tuple[int, ...]:
     return tuple(int(f) for f in text.split(","))
 
 
-class Critic:
-    """The discriminator and how frames are fed to it: `critic(d_params, frames, lr)` -> logits.
+def _fm_on(config) -> bool:
+    return float(config.gan.feature_matching_weight) > 0
 
-    frames (N, T, H, W, 3); lr (N, T, h, w, 3). `spatio_temporal` sees the first 3·⌊T/3⌋
-    frames as triplets, conditioned on the bicubic-upsampled LR frames (TecoGAN); the
-    others see every frame on its own.
+
+def feature_matching_weights(config) -> tuple[float, ...]:
+    """`gan.feature_matching_layer_weights` as floats, one per D layer ("" = TecoGAN's for 4 layers)."""
+    n = len(discriminator_features(config) or (0,) * 4)  # spatio_temporal's own widths: 4 layers
+    text = str(config.gan.feature_matching_layer_weights)
+    try:
+        weights = tuple(float(w) for w in text.split(",")) if text else losses.TECOGAN_LAYER_WEIGHTS
+    except ValueError:
+        raise ConfigError(f"gan.feature_matching_layer_weights must be comma-separated numbers, got {text!r}") from None
+    if len(weights) != n:
+        raise ConfigError(
+            f"gan.feature_matching_layer_weights needs one weight per discriminator layer ({n}), got {len(weights)}"
+            + ("" if text else ": TecoGAN's default is for 4 layers, set them")
+        )
+    return weights
+
+
+class Critic:
+    """The discriminator and how frames are fed to it: `critic(d_params, frames, lr, flows)` -> logits.
+
+    frames (N, T, H, W, 3); lr (N, T, h, w, 3). `spatio_temporal` is TecoGAN's D_s,t: it sees
+    the first 3·⌊T/3⌋ frames as triplets, each as 27 channels: the triplet motion-compensated
+    (`flows` (N, 3·⌊T/3⌋, H, W, 2) from `discriminators.triplet_flows`: the outer frames
+    warped onto the middle one; None = zero flow), its centre `gan.warp_crop` kept; the
+    triplet itself; and the bicubic-upsampled LR triplet. The others see every frame on its
+    own. `warps`: whether the training step passes the generator's flows.
     """
 
     def __init__(self, config):
@@ -473,20 +522,26 @@ class Critic:
             kwargs["features"] = discriminator_features(config)
         self.module = discriminators.create_discriminator(self.name, **kwargs)
         self._upsample = lambda x: layers.per_frame(lambda f: layers.upsample_bicubic(f, self.scale), x)
+        self._compensate = discriminators.motion_compensate
+        self.keep = float(config.gan.warp_crop)
+        self.warps = self.name == "spatio_temporal" and estimates_flow(config)
 
-    def _inputs(self, frames, lr):
+    def _inputs(self, frames, lr, flows=None):
         if self.name != "spatio_temporal":
             return frames, None
         t = 3 * (frames.shape[1] // 3)
-        return frames[:, :t], self._upsample(lr[:, :t])
+        x = frames[:, :t]
+        return self._compensate(x, flows, self.keep), jnp.concatenate([x, self._upsample(lr[:, :t])], axis=-1)
 
     def init(self, rng, frames, lr):
         x, cond = self._inputs(frames, lr)
         return self.module.init(rng, x, cond=cond)["params"]
 
-    def __call__(self, d_params, frames, lr):
-        x, cond = self._inputs(frames, lr)
-        return self.module.apply({"params": d_params}, x, cond=cond, train=True)
+    def __call__(self, d_params, frames, lr, flows=None, features: bool = False):
+        """Logits; with `features` (spatio_temporal only), (logits, D's per-layer activations)."""
+        x, cond = self._inputs(frames, lr, flows)
+        extra = {"return_features": True} if features else {}
+        return self.module.apply({"params": d_params}, x, cond=cond, train=True, **extra)
 
 
 def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=None, perceptual=None):
@@ -498,7 +553,8 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     warp loss on the model's LR flows, models that `sow` `flow_to_prev`); perceptual
     (`perceptual(frozen, sr, hr)`); ping-pong (the clip is played forward then backward
     through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
-    adversarial. The first `gan.pretrain_steps` steps are a warm-up on pixel and flow only
+    adversarial, and with `gan.feature_matching_weight` TecoGAN's layer loss on D's features
+    (what D judges: `_judged`). The first `gan.pretrain_steps` steps are a warm-up on pixel and flow only
     (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up they are
     not computed at all (logged as 0), nor is the discriminator: `jit_train_step` compiles
     the two phases as two programs. With a `critic` the same step then makes `gan.d_steps`
@@ -513,7 +569,9 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
         "pingpong": float(config.loss.pingpong_weight),
         "temporal": float(config.loss.temporal_weight),
         "adversarial": float(config.gan.weight),
+        "feature_matching": float(config.gan.feature_matching_weight),
     }
+    fm_weights = feature_matching_weights(config) if critic is not None and _fm_on(config) else None
     schedule = make_schedule(config)
     ema_decay = float(config.ema_decay)
     gan_kind = config.gan.loss
@@ -521,18 +579,18 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     d_steps = int(config.gan.d_steps)
     r1_gamma = float(config.gan.r1_gamma)
     scale_factor = int(config.data.scale)
-    needs_flow = weights["flow"] > 0 or weights["temporal"] > 0
+    needs_flow = weights["flow"] > 0 or weights["temporal"] > 0 or (critic is not None and critic.warps)
 
     def generate(params, lr, pingpong: bool):
-        """(SR (N,T,H,W,3), ping-pong loss (0 when not run), LR flows to the previous frame or None)."""
-        t = lr.shape[1]
+        """(output (N,T,H,W,3), or (N,2T−1,…) of the ping-pong sequence; ping-pong loss (0 when not
+        run); LR flows to the previous frame of the same frames, or None)."""
         x = losses.pingpong_sequence(lr) if pingpong else lr
         if needs_flow:
             out, inter = model.apply({"params": params}, x, train=True, mutable=["intermediates"])
-            flows = inter["intermediates"]["flow_to_prev"][0][:, :t]
+            flows = inter["intermediates"]["flow_to_prev"][0]
         else:
             out, flows = model.apply({"params": params}, x, train=True), None
-        return out[:, :t], (losses.pingpong_loss(out) if pingpong else jnp.zeros((), jnp.float32)), flows
+        return out, (losses.pingpong_loss(out) if pingpong else jnp.zeros((), jnp.float32)), flows
 
     def step(state: TrainState, batch, frozen=None, adversarial: bool = True):
         """One step; `adversarial` (static, a separate program per value) is False during
@@ -544,7 +602,9 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
 
         def objective(params):
             # the ping-pong pass plays the clip forward then backward (~2x the generator's work)
-            sr, pingpong, flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
+            out, pingpong, all_flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
+            t = lr.shape[1]
+            sr, flows = out[:, :t], None if all_flows is None else all_flows[:, :t]
             terms = {"pixel": pixel(sr, hr)}
             if weights["flow"] > 0:
                 terms["flow"] = losses.flow_warp_loss(lr, flows)
@@ -555,16 +615,17 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             if weights["temporal"] > 0:
                 hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
                 terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows) if adversarial else zero
+            judged = None  # what D judges this step: (real, fake, lr, flows)
             if critic is not None:
-                real = jax.lax.stop_gradient(critic(state.d_params, hr, lr)) if adversarial else None
-                terms["adversarial"] = (
-                    losses.g_loss(gan_kind, real, critic(state.d_params, sr, lr)) if adversarial else zero
-                )
+                terms.update(adversarial=zero, **({} if fm_weights is None else {"feature_matching": zero}))
+                if adversarial:
+                    judged = _judged(model, critic, params, lr, hr, out, all_flows, scale_factor)
+                    terms.update(_adversarial_terms(critic, state.d_params, judged, gan_kind, fm_weights))
             total = sum(jnp.asarray(weights[k], jnp.float32) * v for k, v in terms.items())
-            return total, (terms, sr)
+            return total, (terms, sr, judged)
 
         lr_scale = state.guard["lr_scale"]
-        (loss, (terms, sr)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (terms, sr, judged)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * lr_scale, updates)  # Adam's step is linear in the rate
         params = optax.apply_updates(state.params, updates)
@@ -583,13 +644,15 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
         if critic is not None:
             d_loss = d_real = d_fake = zero  # the warm-up: D neither trained nor run
             if adversarial:
-                fake = jax.lax.stop_gradient(sr)
+                real, fake, d_lr, d_flows = jax.lax.stop_gradient(judged)
 
                 def d_objective(d_params):
-                    real_logits, fake_logits = critic(d_params, hr, lr), critic(d_params, fake, lr)
+                    real_logits = critic(d_params, real, d_lr, d_flows)
+                    fake_logits = critic(d_params, fake, d_lr, d_flows)
                     total = losses.d_loss(gan_kind, real_logits, fake_logits)
                     if r1_gamma > 0:
-                        total = total + 0.5 * r1_gamma * losses.r1_penalty(lambda x: critic(d_params, x, lr), hr)
+                        r1 = losses.r1_penalty(lambda x: critic(d_params, x, d_lr, d_flows), real)
+                        total = total + 0.5 * r1_gamma * r1
                     return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
 
                 d_params, d_opt_state = state.d_params, state.d_opt_state
@@ -607,6 +670,49 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
 
     step.pretrain_steps = pretrain_steps
     return step
+
+
+def _judged(model, critic: Critic, params, lr, hr, out, flows, scale: int):
+    """What the critic judges in an adversarial step: (real, fake, LR, D_s,t flows or None).
+
+    `out`, `flows`: the generator's output and LR flows (None unless it sows them) on `lr`, or
+    with the ping-pong pass on its ping-pong sequence (2T−1 frames). Per-frame critics judge
+    the T frames. D_s,t judges what TecoGAN's does: the whole ping-pong sequence when there is
+    one (real and LR extended alike), motion-compensated with the generator's flows (the
+    frame after each triplet's middle one needs the flow back to it: the ping-pong
+    sequence's own, read backwards; without one, the model's flows on the reversed clip),
+    gradient stopped as TecoGAN does (D trains neither the flow network nor the generator
+    through the flows).
+    """
+    from vsr_jax.models import discriminators
+
+    t = lr.shape[1]
+    if critic.name != "spatio_temporal":
+        return hr, out[:, :t], lr, None
+    if out.shape[1] != t:  # the ping-pong sequence
+        lr, hr = losses.pingpong_sequence(lr), losses.pingpong_sequence(hr)
+    if not critic.warps:
+        return hr, out, lr, None
+    if out.shape[1] != t:
+        back = jnp.flip(flows, axis=1)  # a ping-pong sequence is its own reverse
+    else:
+        _, inter = model.apply({"params": params}, jnp.flip(lr, axis=1), train=True, mutable=["intermediates"])
+        back = jnp.flip(inter["intermediates"]["flow_to_prev"][0], axis=1)
+    return hr, out, lr, jax.lax.stop_gradient(discriminators.triplet_flows(flows, back, scale))
+
+
+def _adversarial_terms(critic: Critic, d_params, judged, gan_kind: str, fm_weights) -> dict:
+    """The generator's adversarial term and, with `fm_weights`, TecoGAN's layer loss on D's features."""
+    real, fake, lr, flows = judged
+    if fm_weights is None:
+        real_logits = jax.lax.stop_gradient(critic(d_params, real, lr, flows))
+        return {"adversarial": losses.g_loss(gan_kind, real_logits, critic(d_params, fake, lr, flows))}
+    real_logits, real_feats = jax.lax.stop_gradient(critic(d_params, real, lr, flows, features=True))
+    fake_logits, fake_feats = critic(d_params, fake, lr, flows, features=True)
+    return {
+        "adversarial": losses.g_loss(gan_kind, real_logits, fake_logits),
+        "feature_matching": losses.feature_matching(real_feats, fake_feats, fm_weights),
+    }
 
 
 def _skip_unless(finite, new: TrainState, old: TrainState) -> TrainState:

@@ -6,7 +6,8 @@
   a logit per overlapping patch.
 * ``"spatio_temporal"`` — `SpatioTemporalDiscriminator`, after TecoGAN's D_s,t (Chu et
   al. 2020): a patch discriminator over frame triplets stacked along channels, optionally
-  conditioned on the upsampled LR clip.
+  conditioned on the upsampled LR clip; `triplet_flows` and `motion_compensate` build its
+  motion-compensated input from the generator's flows (used by `train.Critic`).
 
 Every discriminator is called as ``d.apply(variables, x, cond=None, train=False)`` and
 returns float32 logits (apply a sigmoid / `optax.sigmoid_binary_cross_entropy` outside).
@@ -27,8 +28,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
-from vsr_jax.models import compute_dtype
+from vsr_jax.models import compute_dtype, warp
 
 _PAD1 = ((1, 1), (1, 1))
 
@@ -141,13 +143,19 @@ class SpatioTemporalDiscriminator(nn.Module):
     with a dense layer on the flattened map instead (one logit per triplet, fixed input
     size); the patch head takes any frame size (average the per-patch losses).
 
-    TecoGAN also motion-compensates each triplet: it warps the outer frames towards the
-    middle one with the generator's estimated flow (and feeds the unwarped triplet as well).
-    This module only sees frames: the GAN training code warps first and passes the
-    already-warped triplets (and may append extra channels to ``cond``).
+    TecoGAN also motion-compensates each triplet: it warps the outer frames onto the
+    middle one with the generator's estimated flow, and feeds the unwarped triplet as well.
+    This module only sees frames: the GAN training code (`train.Critic`) warps first
+    (`triplet_flows`, `motion_compensate`) and passes the warped clip as ``x`` and the
+    unwarped clip with the upsampled LR as ``cond`` (27 channels per triplet).
+
+    With ``return_features`` it also returns the activations after each stride-2 conv (its
+    LeakyReLU), TecoGAN's layers for its feature-matching "layer loss"
+    (`losses.feature_matching`).
 
     Shapes: x (N, T, H, W, C), cond None or (N, T, H, W, C') with the same N, T, H, W
-    -> (N, T//3, h', w', 1), float32 logits.
+    -> (N, T//3, h', w', 1), float32 logits; with ``return_features``, (logits, [one
+    (N·T/3, H/2^i, W/2^i, features[i-1]) array per conv, i = 1 … len(features)]).
     """
 
     features: Sequence[int] = (64, 64, 128, 256)
@@ -155,7 +163,7 @@ class SpatioTemporalDiscriminator(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, cond=None, train: bool = False):
+    def __call__(self, x, cond=None, train: bool = False, return_features: bool = False):
         del train  # no dropout / normalisation
         if x.ndim != 5:
             raise ValueError(f"spatio_temporal: expected a clip (N,T,H,W,C), got shape {x.shape}")
@@ -170,11 +178,57 @@ class SpatioTemporalDiscriminator(nn.Module):
                 raise ValueError(f"spatio_temporal: cond shape {cond.shape} does not match frames {x.shape}")
             y = jnp.concatenate([y, _triplets(cond.astype(x.dtype))], axis=-1)
         y = y.astype(self.dtype)
+        features = []
         for i, f in enumerate(self.features):
             conv = nn.Conv(f, (4, 4), strides=(2, 2), padding=_PAD1, dtype=self.dtype, name=f"conv{i}")
             y = nn.leaky_relu(conv(y), self.negative_slope)
+            features.append(y)
         y = nn.Conv(1, (3, 3), dtype=self.dtype, name="conv_out")(y)
-        return y.astype(jnp.float32).reshape((n, t // 3) + y.shape[1:])
+        logits = y.astype(jnp.float32).reshape((n, t // 3) + y.shape[1:])
+        return (logits, features) if return_features else logits
+
+
+# ------------------------------------------------------------------ D_s,t's motion compensation
+
+
+def triplet_flows(to_prev, to_next, scale: int):
+    """TecoGAN's D_s,t motion: the HR flows (N, 3K, H, W, 2), K = ⌊T/3⌋, that warp every frame
+    of triplet k (frames 3k, 3k+1, 3k+2) onto its middle frame 3k+1.
+
+    to_prev, to_next: the generator's LR flows (N, T, h, w, 2); ``to_prev[:, t]`` warps frame
+    t−1 onto frame t, ``to_next[:, t]`` frame t+1 onto frame t (`warp.warp(frame, flow)`, the
+    convention of `flow_to_prev`). Frame 3k gets ``to_prev[:, 3k+1]``, the middle frame a
+    zero flow, frame 3k+2 ``to_next[:, 3k+1]``; each upscaled as the generator upscales its
+    flows (`warp.flow_to_hr`: bilinear, values × scale; TecoGAN's `upscale_four(flow·4)`).
+    """
+    n, t, h, w, _ = to_prev.shape
+    mid = slice(1, 3 * (t // 3), 3)
+    prev, nxt = to_prev[:, mid], to_next[:, mid]
+    lr_flows = jnp.stack([prev, jnp.zeros_like(prev), nxt], axis=2).reshape(n, -1, h, w, 2)
+    hr = warp.flow_to_hr(lr_flows.reshape((-1, h, w, 2)), scale)
+    return hr.reshape((n, -1) + hr.shape[1:])
+
+
+def motion_compensate(frames, flows=None, keep: float = 1.0):
+    """Every frame of a clip warped with its flow: (N, T, H, W, C), (N, T, H, W, 2) or None -> (N, T, H, W, C).
+
+    `warp.warp` with border padding, as the generator warps its previous output (TecoGAN's
+    `dense_image_warp` also clamps to the border); ``flows=None`` is a zero flow (the frames
+    themselves). With ``keep`` < 1 only the centre keeps its pixels and a border of
+    ⌊(H − ⌊H·keep⌋)/2⌋ rows (columns likewise) is zero: TecoGAN's `crop_dt` (crop, then pad with
+    zeros), which hides the edge where warping pulls in pixels from outside the patch.
+    """
+    n, t, h, w, c = frames.shape
+    out = frames
+    if flows is not None:
+        flat = lambda a: a.reshape((n * t,) + a.shape[2:])  # noqa: E731
+        out = warp.warp(flat(frames), flat(flows), padding_mode="border").reshape(frames.shape)
+    if keep < 1.0:
+        oy, ox = (h - int(h * keep)) // 2, (w - int(w * keep)) // 2
+        inside = np.zeros((h, w, 1), np.float32)
+        inside[oy : h - oy, ox : w - ox] = 1.0
+        out = out * jnp.asarray(inside, out.dtype)
+    return out
 
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
