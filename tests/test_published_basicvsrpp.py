@@ -10,6 +10,8 @@ script's checksums. No torch.
 """
 
 import functools
+import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -128,3 +130,51 @@ def test_alignment_offsets_follow_the_flows():
     dcn = jax.jit(functools.partial(deform.deform_conv2d, padding=1, deform_groups=16))
     want = dcn(x, offset, jnp.full((1, 9, 10, 9 * 16), 0.5), params["kernel"], params["bias"])
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+TORCH_PYTHON = "/tmp/tvenv/bin/python"  # torch + torchvision + mmagic (tests/data/published/README.md)
+
+
+@pytest.mark.slow  # ~3-4 min on 2 cores: MMagic's net at the published width, then ours
+@pytest.mark.skipif(not os.path.exists(TORCH_PYTHON), reason=f"no torch venv at {TORCH_PYTHON}")
+def test_published_width_equals_mmagic(tmp_path):
+    """mid_channels 64, num_blocks 7 (the published files' shapes), one 5×64×64 clip, the
+    whole output: make_basicvsrpp.py --full runs MMagic in the torch venv."""
+    path = tmp_path / "full.npz"
+    script = str(ph.DATA / "make_basicvsrpp.py")
+    proc = subprocess.run([TORCH_PYTHON, script, "--full", str(path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    full = recipe.FULL
+    sd = recipe.state_dict(recipe.SEED, full["mid"], full["blocks"], full["res_scale"])
+    with np.load(path) as f:
+        ref = dict(f)
+    np.testing.assert_allclose(recipe.make_spynet.checksums(sd), ref["checksums"], rtol=1e-12)
+    model = basicvsrpp.BasicVSRPlusPlus(mid_channels=full["mid"], num_blocks=full["blocks"])
+    params = _params({f"generator.{k}": v for k, v in sd.items()}, _abstract(model))
+    out = np.asarray(jax.jit(model.apply)({"params": params}, ref["frames"].astype(np.float32) / np.float32(255)))
+    diff = float(np.abs(out - ref["output"]).max())
+    print(f"basicvsrpp published width x4: max|diff| {diff:.2e}, output range [{out.min():.2f}, {out.max():.2f}]")
+    assert diff <= 1e-4
+
+
+def _program_size(model, abstract, t: int, train: bool = False) -> int:
+    x = jax.ShapeDtypeStruct((1, t, 8, 8, 3), jnp.float32)
+    return len(str(jax.make_jaxpr(lambda p, x: model.apply({"params": p}, x, train=train))(abstract, x)))
+
+
+def test_time_loops_are_loops(narrow_abstract):
+    """Four propagation scans and the reconstruction scan: the traced program does not grow
+    with T (Python loops over the frames would add a copy of the body per frame)."""
+    model = basicvsrpp.BasicVSRPlusPlus(**NARROW)
+    sizes = [_program_size(model, narrow_abstract, t) for t in (3, 8)]
+    assert abs(sizes[1] - sizes[0]) < 0.05 * sizes[0], sizes
+
+
+@pytest.mark.slow  # ~60 s: two compiles
+def test_loops_equal_the_unrolled_training_pass(checkpoint, narrow_abstract, ref):
+    model = basicvsrpp.BasicVSRPlusPlus(**NARROW)
+    params = _params(checkpoint, narrow_abstract)
+    lr = ref["frames"][:1, :4].astype(np.float32) / np.float32(255)
+    infer, train = (jax.jit(lambda p, x, tr=tr: model.apply({"params": p}, x, train=tr)) for tr in (False, True))
+    out = infer(params, lr)
+    assert float(jnp.max(jnp.abs(out - train(params, lr)))) < 1e-5

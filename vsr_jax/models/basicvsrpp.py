@@ -159,6 +159,8 @@ class BasicVSRPlusPlus(nn.Module):
       mid_channels: channels of the features (64 as published); a multiple of 8.
       num_blocks: residual blocks per propagation branch (7 as published).
       max_residue_magnitude: bound of the learnt offsets around the flow (10 as published).
+      unroll: frames per iteration of the time loops (more: faster, longer compile;
+        `stats` sets it to T to count FLOPs). Training on a CPU unrolls fully.
       dtype: compute dtype of the convolutions (and of the deformable conv's matmul); flows,
         warps, offsets, the carried features and the output are float32.
 
@@ -174,6 +176,7 @@ class BasicVSRPlusPlus(nn.Module):
     mid_channels: int = 64
     num_blocks: int = 7
     max_residue_magnitude: float = 10.0
+    unroll: int = 1
     dtype: Any = jnp.float32
 
     def setup(self):
@@ -214,7 +217,7 @@ class BasicVSRPlusPlus(nn.Module):
                 self.spynet(lr[:, 0], lr[:, 0])  # creates SpyNet's params for a one-frame init
             flows_backward = flows_forward = zero_flow
 
-        unroll = t if train and jax.default_backend() == "cpu" else 1
+        unroll = t if train and jax.default_backend() == "cpu" else self.unroll
         feats = spatial
         zeros = jnp.zeros((n, h, w, c), jnp.float32)
         for branch in BRANCHES:
@@ -229,5 +232,5 @@ class BasicVSRPlusPlus(nn.Module):
         if train:
             x = _reconstruct(self, feats.reshape(n * t, h, w, 5 * c), lr.reshape(n * t, h, w, 3))
             return x.reshape(n, t, 4 * h, 4 * w, 3)
-        loop = layers.scan_over_time(lambda mdl, carry, xs: (carry, _reconstruct(mdl, *xs)))
+        loop = layers.scan_over_time(lambda mdl, carry, xs: (carry, _reconstruct(mdl, *xs)), unroll=unroll)
         return loop(self, None, (feats, lr))[1]

@@ -20,7 +20,12 @@ discriminator's ``discriminator.<key>`` and buffers such as ``step_counter``.
   ``basic_module.L.basic_module.K.conv.*`` (K = 0…4, the ReLU inside each ConvModule) ->
   BasicSR's ``basic_module.L.basic_module.{2K}.*`` (ReLUs between, so J = 0, 2, …, 8);
 * ``RealBasicVSRNet`` -> `realbasicvsr`: ``image_cleaning.*`` as it is, ``basicvsr.*`` by the
-  BasicVSRNet rules.
+  BasicVSRNet rules;
+* ``BasicVSRPlusPlusNet`` -> `basicvsrpp` (`vsr_jax.models.basicvsrpp`): the same two rules
+  (``spynet.*``, ``upsample{1,2}.upsample_conv`` -> ``upconv{1,2}``); ``feat_extract``,
+  ``deform_align.<branch>`` (the deformable conv's own ``weight`` / ``bias`` and its
+  ``conv_offset.{0,2,4,6}``), ``backbone.<branch>``, ``reconstruction``, ``conv_hr``,
+  ``conv_last`` as they are.
 """
 
 from __future__ import annotations

@@ -49,6 +49,10 @@ basicvsrpp.npz:
 * ``checksums`` of the weights; ``param_count`` (this narrow net) and ``param_count_published``
   (mid_channels 64, num_blocks 7).
 
+``--full OUT.npz`` (used by the slow test where this venv exists; no ``-O`` needed): the
+published width (mid_channels 64, num_blocks 7) with the same recipe's weights on one
+5-frame 64×64 clip, its frames and whole ×4 output written to OUT.npz (4 MB; not stored).
+
 MMagic is imported module by module as in make_realbasicvsr.py (`_import_mmagic` there),
 plus ``basicvsr_plusplus_net.py``.
 """
@@ -67,6 +71,7 @@ MID = 16  # mid_channels (2·MID is split in 16 deform groups)
 BLOCKS = 1  # num_blocks
 STRIDE = 7
 SHAPE = (6, 36, 36)  # T, h, w
+FULL = {"mid": 64, "blocks": 7, "res_scale": 0.2, "shape": (1, 5, 64, 64)}  # --full: the published width
 BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
 
 
@@ -109,11 +114,15 @@ def convs(mid: int = MID, blocks: int = BLOCKS):
     ]
 
 
-def state_dict(seed: int = SEED, mid: int = MID, blocks: int = BLOCKS) -> dict[str, np.ndarray]:
-    """MMagic BasicVSRPlusPlusNet's state_dict (see the module docstring)."""
+def state_dict(seed: int = SEED, mid: int = MID, blocks: int = BLOCKS, res_scale: float = 1.0) -> dict:
+    """MMagic BasicVSRPlusPlusNet's state_dict (see the module docstring); `res_scale`
+    multiplies the residual blocks' ``conv2`` weights (the published width's 17 blocks
+    per path would otherwise grow the features a hundredfold)."""
     sd = make_realbasicvsr.spynet_state_dict(seed, "spynet.")
     rng = np.random.default_rng([seed, 4])
-    sd.update(make_realbasicvsr._convs(rng, convs(mid, blocks), ""))
+    for name, shape in convs(mid, blocks):
+        scale = res_scale if name.endswith(".conv2") else 1.0
+        sd.update(make_realbasicvsr._convs(rng, [(name, shape)], "", scale))
     return sd
 
 
@@ -190,9 +199,26 @@ def _import_mmagic():
     return importlib.import_module(f"{name}.basicvsr_plusplus_net").BasicVSRPlusPlusNet
 
 
+def full_width(path: str) -> None:
+    """--full (see the module docstring)."""
+    import torch
+
+    BasicVSRPlusPlusNet = _import_mmagic()
+    sd = state_dict(SEED, FULL["mid"], FULL["blocks"], FULL["res_scale"])
+    net = BasicVSRPlusPlusNet(FULL["mid"], FULL["blocks"]).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    frames = make_realbasicvsr.frames(np.random.default_rng(6), *FULL["shape"])
+    with torch.no_grad():
+        sr = make_realbasicvsr._numpy_clip(net(make_realbasicvsr._torch_clip(frames)))
+    np.savez(path, frames=frames, output=sr, checksums=make_spynet.checksums(sd))
+    print(f"wrote {path}: output {sr.shape}, range [{sr.min():.3f}, {sr.max():.3f}]")
+
+
 def main() -> None:
     import torch
 
+    if len(sys.argv) == 3 and sys.argv[1] == "--full":
+        return full_width(sys.argv[2])
     BasicVSRPlusPlusNet = _import_mmagic()
     torch.manual_seed(SEED)
     sd = state_dict()
