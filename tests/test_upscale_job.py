@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests import upscale_helpers as uh
+from tests.test_upscale_engine import window_mix
 from vsr_jax import video_io
 from vsr_jax.evaluate.runs import load_run
 from vsr_jax.upscale import job
@@ -25,6 +26,7 @@ def runs(tmp_path_factory):
         uh.write_checkpoint(root / kind, kind)
         config, model, params, _ = load_run(str(root / kind), None)
         out[kind] = job.Model(model, params, int(config.data.num_frames), kind)
+    out["sliding"] = job.Model(*window_mix(), 5, "sliding")  # EDVR's structure: each frame from its 5-frame window
     return out
 
 
@@ -113,7 +115,9 @@ class Interrupt:
         monkeypatch.setattr(video_io, "decode", decode)
 
 
-@pytest.mark.parametrize(("kind", "ext"), [("recurrent_gan", ".mp4"), ("convlstm_bi", ""), ("srcnn", ".mkv")])
+@pytest.mark.parametrize(
+    ("kind", "ext"), [("recurrent_gan", ".mp4"), ("convlstm_bi", ""), ("srcnn", ".mkv"), ("sliding", "")]
+)
 def test_resume_after_interruption_gives_the_uninterrupted_output(runs, vfr_video, tmp_path, monkeypatch, kind, ext):
     # lossless: x264's bytes can differ between two runs of the same frames on a loaded machine
     # (seen 2 in 14, one thread or many), so the frames are compared, not the encoder's choices
@@ -138,6 +142,9 @@ def test_resume_after_interruption_gives_the_uninterrupted_output(runs, vfr_vide
     else:
         (a, _), (b, _) = png_frames(whole), png_frames(out)
     np.testing.assert_array_equal(a, b)
+    if kind == "sliding":  # and both are the model on the whole video at once
+        want = one_shot(runs[kind], uh.read_video(vfr_video)[0])
+        assert np.abs(a.astype(int) - want.astype(int)).max() <= 1 and (a != want).mean() < 1e-3
 
 
 def test_other_settings_start_over(runs, vfr_video, tmp_path, monkeypatch):

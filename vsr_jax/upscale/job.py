@@ -11,7 +11,8 @@ finished segment renamed into a work folder beside the output
 state at its end (recurrent models). The same command run again after a crash, a kill or
 Ctrl-C finds that folder and continues after the last finished segment; the frames are
 the same as an uninterrupted run's (the state is restored bit for bit; overlapping
-windows are recomputed). A work folder left by a different command (other input,
+windows are recomputed; a sliding-window model's calls are the same calls, its context
+frames before the segment decoded again). A work folder left by a different command (other input,
 checkpoint or settings) is discarded; one vsr-upscale cannot have made (`paths`) is refused.
 When every segment is done they are joined (no re-encoding) with the input's audio and
 subtitle streams into a file inside the work folder, which is then renamed to the output:
@@ -45,7 +46,7 @@ _END = object()
 class Options:
     """Everything about a job besides input, output and model (the CLI's flags)."""
 
-    chunk: int = 0  # 0: the mode's default (frames 4, recurrent 8, windows 16)
+    chunk: int = 0  # 0: the mode's default (frames 4, recurrent 8, windows 16, sliding 8)
     overlap: int = 4
     tile: int = 0
     tile_pad: int = 16
@@ -64,7 +65,7 @@ class Options:
     overwrite: bool = False  # replace an output vsr-upscale wrote (see `paths`)
 
 
-DEFAULT_CHUNK = {"frames": 4, "recurrent": 8, "windows": 16}
+DEFAULT_CHUNK = {"frames": 4, "recurrent": 8, "windows": 16, "sliding": 8}
 CODEC_FOR_EXT = {".webm": "libvpx-vp9"}
 
 
@@ -192,7 +193,9 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
         log(f"Resuming {output}: all {start} frames are done ({work}); joining them")
     elif start:
         log(f"Resuming {output} from frame {start} ({done_segments} finished segments in {work})")
-    feed_start = upscaler.window_start(start) if mode == "windows" else start
+    # ('sliding' without the frame count: a damaged file may decode fewer frames than it
+    # holds packets; the few more frames this decodes are context, not computed)
+    feed_start = upscaler.window_start(start)
     frames_dir = os.path.join(work, "frames")
     if not to_video:
         os.makedirs(frames_dir, exist_ok=True)
