@@ -17,11 +17,12 @@ How a video is cut depends on the model (see `stream_mode`):
 * ``sliding`` — sliding-window models (a `temporal_radius` r > 0, e.g. EDVR: output frame
   i is computed from frames i − r … i + r alone, padded by the model's own rule at the
   clip's ends): calls of L = `chunk` + 2r consecutive frames; call k owns the output
-  frames [k·chunk, (k+1)·chunk) and sees frames [k·chunk − r, k·chunk − r + L). The first
-  call is frames [0, L), the last is shifted back to end at the last frame (it owns every
-  frame left), and a video shorter than L is one call. So every call that touches an end
-  of the video holds at least 2r + 1 frames from that end (the most any padding rule
-  reaches, BasicSR's ``reflection_circle``), every owned frame has its r real neighbours
+  frames [k·chunk, (k+1)·chunk) and sees frames [k·chunk − r, k·chunk − r + L) (from 0
+  while k·chunk < r: the first call is frames [0, L)); the last is shifted back to end at
+  the last frame (it owns every frame left), and a video shorter than L is one call. So
+  every call that touches an end of the video holds at least 2r + 1 frames from that end
+  (the most a padding rule reaches: BasicSR's ``reflection_circle`` and ``circle``
+  read up to frame 2r), every owned frame has its r real neighbours
   or the video's own end, and the frames EQUAL one call on the whole video (to float
   rounding), for any chunk ≥ 1, with one compiled shape (L) except for videos shorter
   than L.
