@@ -218,3 +218,35 @@ def test_a_pth_written_by_torch_imports_through_the_cli_to_the_authors_outputs(t
         lr, want = f["input"], f["x4/output"]
     out = np.asarray(jax.jit(model.apply)({"params": params}, lr[None])[0])
     assert float(np.max(np.abs(out - want))) <= 1e-4
+
+
+def _load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # numpy only at import
+    return module
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "want"),
+    [
+        ("edvr", "tsa", 5),
+        ("edvr", "predeblur", 3),
+        ("iconvsr", {"temporal_padding": 3}, 7),
+    ],
+)
+def test_import_deformable_models_infers_their_options(tmp_path, arch, kwargs, want):
+    recipe = _load_recipe(f"make_{arch}")
+    if arch == "edvr":
+        kwargs = dict(recipe.CONFIGS[kwargs][0])
+        expected = {"num_extract_block": 1, **kwargs}
+    else:
+        expected = {"num_feat": recipe.NUM_FEAT, "num_block": recipe.NUM_BLOCK, **kwargs}
+    sd = {k: np.asarray(v, np.float32) for k, v in recipe.seeded_state_dict(**kwargs).items()}
+    spec, params = importer.import_weights(save_npz(tmp_path, f"{arch}.npz", sd), str(tmp_path / "run"))
+    assert (spec.arch, spec.scale) == (arch, 4)
+    assert {k: spec.kwargs[k] for k in expected} == expected
+    config, _, loaded, _ = load_run(str(tmp_path / "run"), None)
+    assert int(config.data.num_frames) == want  # EDVR: its window; IconVSR: as BasicVSR
+    have, want_params = checkpointing.named_leaves(loaded), checkpointing.named_leaves(params)
+    assert set(have) == set(want_params)

@@ -91,6 +91,8 @@ from vsr_jax.models import (  # noqa: E402,F401
     basicvsr,
     convlstm,
     edsr,
+    edvr,
+    iconvsr,
     msrresnet,
     realbasicvsr,
     recurrent_gan,

@@ -15,7 +15,12 @@ Architectures recognised from their keys (BasicSR / Real-ESRGAN module names):
 * ``realbasicvsr``: ``image_cleaning.0.main.0`` and ``basicvsr.backward_trunk.main.0`` (×4;
   mid_channels, num_cleaning_blocks, num_propagation_blocks; ``dynamic_refine_thres`` 255
   as published unless given);
+* ``iconvsr``: ``backward_fusion`` and ``edvr.fusion.feat_fusion`` (×4; num_feat, num_block,
+  temporal_padding from the EDVR window's width);
 * ``basicvsr``: ``spynet.*`` and ``backward_trunk.main.0`` (×4; num_feat, num_block);
+* ``edvr``: ``pcd_align.*`` (×4; num_feat, num_frame, deformable_groups, block counts,
+  with_tsa, with_predeblur; the clip-end ``padding`` from the registry, else
+  ``reflection_circle``);
 * ``rrdbnet``: ``body.N.rdb1.*`` (scale from ``conv_first``'s input channels 3/12/48 -> ×4/×2/×1);
 * ``edsr``: ``conv_after_body`` (scale from ``upsample.N``);
 * ``msrresnet``: ``upconv1`` and ``conv_hr`` (×4 with ``upconv2``, else ×2/×3 by channels);
@@ -47,9 +52,9 @@ import numpy as np
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import download
 
-ARCHS = ("realbasicvsr", "basicvsr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in this order
-# data.num_frames of video models (BasicSR's test clips); image models: 1
-VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7}
+ARCHS = ("realbasicvsr", "iconvsr", "basicvsr", "edvr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in order
+# data.num_frames of video models (BasicSR's test clips; EDVR: its window); image models: 1
+VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7, "iconvsr": 7}
 RUN_SCALES = (2, 3, 4, 8)  # what a run's config accepts (train.validate_config)
 
 
@@ -65,6 +70,8 @@ class Spec:
 
     @property
     def num_frames(self) -> int:
+        if self.arch == "edvr":
+            return int(self.kwargs.get("num_frame", 5))
         return VIDEO_FRAMES.get(self.arch, 1)
 
 
@@ -206,9 +213,36 @@ def _realbasicvsr(sd) -> Spec:
     return Spec("realbasicvsr", 4, kwargs)
 
 
+def _iconvsr(sd) -> Spec:
+    _need(sd, "iconvsr", "backward_trunk.main.0.weight", "backward_fusion.weight", "edvr.fusion.feat_fusion.weight")
+    num_feat = sd["backward_trunk.main.0.weight"].shape[0]
+    blocks = _count(sd, "iconvsr", r"backward_trunk\.main\.2\.(\d+)\.conv1\.weight")
+    window = sd["edvr.fusion.feat_fusion.weight"].shape[1] // num_feat  # 2·temporal_padding + 1 frames
+    return Spec("iconvsr", 4, {"num_feat": num_feat, "num_block": blocks, "temporal_padding": (window - 1) // 2})
+
+
+def _edvr(sd) -> Spec:
+    _need(sd, "edvr", "conv_l2_1.weight", "pcd_align.cas_dcnpack.conv_offset.weight")
+    num_feat = sd["conv_l2_1.weight"].shape[0]
+    tsa = "fusion.feat_fusion.weight" in sd
+    fusion = sd["fusion.feat_fusion.weight" if tsa else "fusion.weight"]
+    kwargs = {
+        "num_feat": num_feat,
+        "num_frame": fusion.shape[1] // num_feat,
+        "deformable_groups": sd["pcd_align.cas_dcnpack.conv_offset.weight"].shape[0] // 27,  # 3 x 9 taps each
+        "num_extract_block": _count(sd, "edvr", r"feature_extraction\.(\d+)\.conv1\.weight"),
+        "num_reconstruct_block": _count(sd, "edvr", r"reconstruction\.(\d+)\.conv1\.weight"),
+        "with_tsa": tsa,
+        "with_predeblur": any(k.startswith("predeblur.") for k in sd),
+    }
+    return Spec("edvr", 4, kwargs)
+
+
 INFER = {
     "realbasicvsr": _realbasicvsr,
+    "iconvsr": _iconvsr,
     "basicvsr": _basicvsr,
+    "edvr": _edvr,
     "rrdbnet": _rrdbnet,
     "edsr": _edsr,
     "msrresnet": _msrresnet,
@@ -219,8 +253,12 @@ INFER = {
 def _looks_like(sd) -> str | None:
     if "image_cleaning.0.main.0.weight" in sd and "basicvsr.backward_trunk.main.0.weight" in sd:
         return "realbasicvsr"
+    if "backward_fusion.weight" in sd and "edvr.fusion.feat_fusion.weight" in sd:
+        return "iconvsr"
     if "backward_trunk.main.0.weight" in sd and any(k.startswith("spynet.") for k in sd):
         return "basicvsr"
+    if "pcd_align.cas_dcnpack.conv_offset.weight" in sd:
+        return "edvr"
     if "body.0.rdb1.conv1.weight" in sd:
         return "rrdbnet"
     if "conv_after_body.weight" in sd:
@@ -331,7 +369,7 @@ def convert_for(sd: Mapping[str, Any], spec: Spec, what: str) -> dict:
         from vsr_jax.models import srvgg
 
         prelu = srvgg.prelu_modules(int(spec.kwargs.get("num_conv", 16)))
-    if spec.arch in ("basicvsr", "realbasicvsr"):
+    if spec.arch in ("basicvsr", "realbasicvsr", "iconvsr"):
         from vsr_jax.models import spynet
 
         prefix = "basicvsr.spynet." if spec.arch == "realbasicvsr" else "spynet."

@@ -48,6 +48,11 @@ _EDSR_M = {"features": 64, "num_blocks": 16, "res_scale": 1.0}
 _EDSR_L = {"features": 256, "num_blocks": 32, "res_scale": 0.1}
 _BASICVSR = {"num_feat": 64, "num_block": 30}
 _REALBASICVSR = {"mid_channels": 64, "num_propagation_blocks": 20, "num_cleaning_blocks": 20}
+# BasicSR options/test/EDVR/test_EDVR_{M,L}_x4_SR_REDS.yml (padding: each file's test set's)
+_EDVR_M = {"num_feat": 64, "num_frame": 5, "deformable_groups": 8, "num_extract_block": 5, "num_reconstruct_block": 10}
+_EDVR_L = _EDVR_M | {"num_feat": 128, "num_reconstruct_block": 40}
+# BasicSR options/test/BasicVSR/test_IconVSR_{REDS,Vimeo90K_BIx4}.yml
+_ICONVSR = {"num_feat": 64, "num_block": 30, "keyframe_stride": 5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +148,9 @@ def _mmagic(name, arch, scale, kwargs, task, path, source, score, **kw) -> Entry
 
 _EDSR_SRC = "EDSR (Lim et al., CVPRW 2017), the official model converted by BasicSR; " + BASICSR
 _BASICVSR_SRC = "BasicVSR (Chan et al., CVPR 2021), trained by its authors in BasicSR; " + BASICSR
+_ICONVSR_SRC = "IconVSR (Chan et al., CVPR 2021, the BasicVSR paper), trained by its authors in BasicSR; " + BASICSR
+_EDVR_SRC = "EDVR (Wang et al., CVPRW 2019), the authors' NTIRE 2019 models converted by BasicSR; " + BASICSR
+_EDVR_ZOO = "BasicSR docs/ModelZoo.md"
 _ZOO = "Set5 / Set14 / DIV2K100 dB, RGB, border cropped: BasicSR ModelZoo"
 _MM_BASICVSR = "re-measured: MMagic configs/basicvsr/README.md"
 # BasicVSR paper (CVPR 2021), quantitative comparison: BI REDS4 31.42 (RGB), Vimeo-90K-T 37.18,
@@ -342,6 +350,94 @@ ENTRIES = {
             "1baaf4RSpzs_zcDAF_s2CyArrGvLgmXxW",
             _BASICVSR_SRC,
             "Vid4 27.96 / UDM10 39.96 / Vimeo-90K-T 37.53 dB Y, BD (BasicVSR paper, CVPR 2021)",
+        ),
+        _basicsr_drive(
+            "IconVSR_REDS",
+            "iconvsr",
+            4,
+            _ICONVSR | {"temporal_padding": 2},
+            "BI",
+            "IconVSR_REDS-aaa5367f.pth",
+            "1b8ir754uIAFUSJ8YW_cmPzqer19AR7Hz",
+            _ICONVSR_SRC,
+            "REDS4 31.67 dB RGB (BasicVSR paper, CVPR 2021)",
+        ),
+        _basicsr_drive(
+            "IconVSR_Vimeo90K_BIx4",
+            "iconvsr",
+            4,
+            _ICONVSR | {"temporal_padding": 3},
+            "BI",
+            "IconVSR_Vimeo90K_BIx4-35fec07c.pth",
+            "1lWUB36ERjFbAspr-8UsopJ6xwOuWjh2g",
+            _ICONVSR_SRC,
+            "Vid4 27.39 / Vimeo-90K-T 37.47 dB Y (BasicVSR paper, CVPR 2021)",
+        ),
+        _basicsr_drive(
+            "IconVSR_Vimeo90K_BDx4",
+            "iconvsr",
+            4,
+            _ICONVSR | {"temporal_padding": 3},
+            "BD",
+            "IconVSR_Vimeo90K_BDx4-cfcb7e00.pth",
+            "13lp55s-YTd-fApx8tTy24bbHsNIGXdAH",
+            _ICONVSR_SRC,
+            "Vid4 28.04 / UDM10 40.03 / Vimeo-90K-T 37.84 dB Y, BD (BasicVSR paper, CVPR 2021)",
+        ),
+        _basicsr_drive(
+            "EDVR_M_x4_SR_REDS_official",
+            "edvr",
+            4,
+            _EDVR_M | {"padding": "reflection_circle"},
+            "BI",
+            "EDVR_M_x4_SR_REDS_official-32075921.pth",
+            "1dd6aFj-5w2v08VJTq5mS9OFsD-wALYD6",
+            _EDVR_SRC,
+            f"REDS4 30.53 dB RGB ({_EDVR_ZOO})",
+        ),
+        _basicsr_drive(
+            "EDVR_M_woTSA_x4_SR_REDS_official",
+            "edvr",
+            4,
+            _EDVR_M | {"with_tsa": False, "padding": "reflection_circle"},
+            "BI",
+            "EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth",
+            "1C_WdN-NyNj-P7SOB5xIVuHl4EBOwd-Ny",
+            _EDVR_SRC,
+            "none (the first stage of EDVR_M's training)",
+        ),
+        _basicsr_drive(
+            "EDVR_L_x4_SR_REDS_official",
+            "edvr",
+            4,
+            _EDVR_L | {"padding": "reflection_circle"},
+            "BI",
+            "EDVR_L_x4_SR_REDS_official-9f5f5039.pth",
+            "127KXEjlCwfoPC1aXyDkluNwr9elwyHNb",
+            _EDVR_SRC,
+            f"REDS4 31.09 dB RGB ({_EDVR_ZOO})",
+        ),
+        _basicsr_drive(
+            "EDVR_L_x4_SR_Vimeo90K_official",
+            "edvr",
+            4,
+            _EDVR_L | {"num_frame": 7, "padding": "reflection_circle"},
+            "BI",
+            "EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth",
+            "1aVR3lkX6ItCphNLcT7F5bbbC484h4Qqy",
+            _EDVR_SRC,
+            f"Vid4 27.35 dB Y, 25.83 dB RGB ({_EDVR_ZOO})",
+        ),
+        _basicsr_drive(
+            "EDVR_L_x4_SRblur_REDS_official",
+            "edvr",
+            4,
+            _EDVR_L | {"with_predeblur": True, "padding": "replicate"},
+            "REDS SRblur (motion-blurred bicubic LR)",
+            "EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth",
+            "1GZz_87ybR8eAAY3X2HWwI3L6ny7-5Yvl",
+            _EDVR_SRC,
+            f"REDS4 28.88 dB RGB, blurred LR ({_EDVR_ZOO})",
         ),
         # --- MMagic (downloadable, hash prefix in the names)
         _mmagic(
