@@ -58,7 +58,9 @@ _CODEC = flags.DEFINE_string(
 _CRF = flags.DEFINE_integer("crf", 18, "Constant quality (lower: better, bigger; x264/x265 ~18 is visually lossless).")
 _PRESET = flags.DEFINE_string("preset", "medium", "Encoder speed/size preset (x264/x265: ultrafast … veryslow).")
 _PIX_FMT = flags.DEFINE_string("pix_fmt", "", "Output pixel format, e.g. yuv420p, yuv420p10le (default: the input's).")
-_CHUNK = flags.DEFINE_integer("chunk", 0, "Frames per model call / window length (0: 4 image, 8 recurrent, 16 window).")
+_CHUNK = flags.DEFINE_integer(
+    "chunk", 0, "Frames per model call / window length (0: 4 image, 8 recurrent, 16 window, 8 sliding: + 2r context)."
+)
 _OVERLAP = flags.DEFINE_integer("overlap", 4, "Bidirectional models: frames shared by neighbouring windows.")
 _TILE = flags.DEFINE_integer("tile", 0, "Cut frames into tiles of this many LR pixels (0: whole frames).")
 _TILE_PAD = flags.DEFINE_integer("tile_pad", 16, "LR pixels of context around each tile.")
