@@ -16,11 +16,15 @@ arrays through .npy files). The driver (this script in our venv) alternates the 
 rep by rep (ABBA order), each side timing its own calls only, and reports min and median
 of `--reps` reps per side after one warm-up call each (compilation for us).
 
-Cases (the peer's sizes, issue 19):
+Cases (the peer's sizes, issues 19 and 20):
 * MSRResNet ×4 inference on one 64×64 and one 180×320 LR frame (ms/frame);
 * MSRResNet training, batch 16 of 32×32 LR (L1, Adam; frames/s);
 * BasicVSR inference on 15 frames of 64×64 and of 180×320 (ms/frame);
 * BasicVSR training on 1×7×64×64 (Charbonnier, Adam; frames/s);
+* EDVR_M (one window per frame, as BasicSR's video test) on 7 frames of 64×64 and 5 of
+  180×320, IconVSR (REDS options) on 15 frames of 64×64 and 7 of 180×320 (ms/frame);
+* BasicVSR++'s deformable layer alone (modulated DCN 3×3, 128→64, 16 offset groups; offsets
+  and mask as parameters), forward and backward at 1×64×64 and 1×180×320 (ms/call);
 * the layer both are made of, alone: one 3×3 convolution 64→64 with bias (torch's
   `nn.Conv2d` against `layers.Conv`), forward at 1×64×64 and 1×180×320, and backward
   (gradients of sum(conv(x)·g) for the input, kernel and bias, as inside a training step)
@@ -65,6 +69,12 @@ CASES = {
     "basicvsr_infer_15x64": ("basicvsr", "inference", (1, 15, 64, 64), (1, 3, 40, 40)),
     "basicvsr_infer_15x180x320": ("basicvsr", "inference", (1, 15, 180, 320), (1, 3, 40, 56)),
     "basicvsr_train_7x64": ("basicvsr", "train", (1, 7, 64, 64), (1, 3, 40, 40)),
+    # the deformable models (issue 20): EDVR_M restores each frame from its 5-frame window
+    # (BasicSR's test loop: one window per call, reflection_circle at the clip ends)
+    "edvr_infer_7x64": ("edvr", "inference", (1, 7, 64, 64), (1, 5, 24, 24)),
+    "edvr_infer_5x180x320": ("edvr", "inference", (1, 5, 180, 320), (1, 5, 24, 40)),
+    "iconvsr_infer_15x64": ("iconvsr", "inference", (1, 15, 64, 64), (1, 5, 40, 40)),
+    "iconvsr_infer_7x180x320": ("iconvsr", "inference", (1, 7, 180, 320), (1, 5, 40, 56)),
     # one of the layers both models are made of (a 3x3 conv, 64 -> 64 channels, bias), alone:
     # what the two frameworks' convolution kernels give at the models' sizes
     "conv_infer_1x64x64": ("conv3x3", "inference", (1, None, 64, 64), (1, None, 24, 24)),
@@ -83,6 +93,14 @@ LAYERS = ("conv3x3", "dcn3x3")  # one-layer cases: ms per call, inputs of `in` c
 SIZES = {  # the published sizes; --quick: narrow ones
     "msrresnet": ({"num_feat": 64, "num_block": 16}, {"num_feat": 16, "num_block": 2}),
     "basicvsr": ({"num_feat": 64, "num_block": 30}, {"num_feat": 16, "num_block": 2}),
+    "edvr": (  # EDVR_M_x4_SR_REDS_official's options
+        {"num_feat": 64, "num_frame": 5, "deformable_groups": 8, "num_extract_block": 5, "num_reconstruct_block": 10},
+        {"num_feat": 16, "num_frame": 5, "deformable_groups": 2, "num_extract_block": 1, "num_reconstruct_block": 1},
+    ),
+    "iconvsr": (  # IconVSR_REDS's options
+        {"num_feat": 64, "num_block": 30, "keyframe_stride": 5, "temporal_padding": 2},
+        {"num_feat": 16, "num_block": 2, "keyframe_stride": 5, "temporal_padding": 2},
+    ),
     "conv3x3": ({"num_feat": 64}, {"num_feat": 16}),
     "dcn3x3": ({"in": 128, "num_feat": 64, "deform_groups": 16}, {"in": 32, "num_feat": 16, "deform_groups": 4}),
 }
@@ -170,6 +188,12 @@ def serve() -> None:
                 loss = None
             elif req["arch"] == "dcn3x3":
                 net, loss = _torch_dcn(size, req["shape"]), None
+            elif req["arch"] == "edvr":
+                net, loss = _torch_edvr_clip(size), None
+            elif req["arch"] == "iconvsr":
+                from basicsr.archs.basicvsr_arch import IconVSR
+
+                net, loss = IconVSR(**size), None
             else:
                 net = BasicVSR(num_feat=size["num_feat"], num_block=size["num_block"])
                 loss = CharbonnierLoss(eps=CHARBONNIER_EPS)
@@ -245,6 +269,22 @@ def has_torchvision(python: str) -> bool:
     return os.path.exists(python) and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
+def _torch_edvr_clip(size: dict):
+    """BasicSR's EDVR run over a clip as its video test does: one call per frame, on the
+    frame's window from `generate_frame_indices` (reflection_circle); the same state_dict."""
+    import torch
+    from basicsr.archs.edvr_arch import EDVR
+    from basicsr.data.data_util import generate_frame_indices
+
+    class EDVRClip(EDVR):
+        def forward(self, x):
+            t = x.size(1)
+            windows = [generate_frame_indices(i, t, size["num_frame"], "reflection_circle") for i in range(t)]
+            return torch.stack([super(EDVRClip, self).forward(x[:, idx]) for idx in windows], dim=1)
+
+    return EDVRClip(**size)
+
+
 class TorchSide:
     """The driver's handle on the torch server."""
 
@@ -313,8 +353,11 @@ def _jax_model(arch: str, size: dict, state_dict: dict):
 
         model = layers.Conv(size["num_feat"], 3)  # the models' layer (layers.conv2d)
         params = {"kernel": state_dict["weight"].transpose(2, 3, 1, 0), "bias": state_dict["bias"]}
-    else:
-        model = models.create_model("basicvsr", 4, dict(size))
+    elif arch == "edvr":
+        model = models.create_model("edvr", 4, dict(size, padding="reflection_circle"))
+        params = convert.state_dict_to_params(state_dict)
+    else:  # basicvsr, iconvsr
+        model = models.create_model(arch, 4, dict(size))
         params = convert.state_dict_to_params(state_dict, skip=spynet.buffer_keys("spynet."))
     return model, params
 
@@ -540,7 +583,7 @@ def _what(row: dict) -> str:
             f"one modulated DCN 3×3 {size['in']}→{size['num_feat']}, {size['deform_groups']} offset groups, "
             f"{n}×{h}×{w}, {what}"
         )
-    arch = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR"}[row["arch"]]
+    arch = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR", "edvr": "EDVR_M", "iconvsr": "IconVSR"}[row["arch"]]
     if row["task"] == "inference":
         frames = f"{t} frames " if t else "one frame "
         return f"{arch} inference, {frames}{h}×{w}"

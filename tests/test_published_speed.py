@@ -35,7 +35,8 @@ def test_quick_run_checks_outputs_and_writes_the_table(tmp_path):
     out = tmp_path / "speed"
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--quick",
-         "--cases=msrresnet_infer_64,msrresnet_train_b16,conv_grad_1x64x64,dcn_infer_1x64x64,dcn_grad_1x64x64",
+         "--cases=msrresnet_infer_64,msrresnet_train_b16,conv_grad_1x64x64,dcn_infer_1x64x64,dcn_grad_1x64x64,"
+         "edvr_infer_7x64",
          f"--out={out}"],
         capture_output=True, text=True, timeout=900, cwd=ROOT, env=optimised_env(),
     )  # fmt: skip
@@ -43,11 +44,12 @@ def test_quick_run_checks_outputs_and_writes_the_table(tmp_path):
     result = json.loads((tmp_path / "speed.json").read_text())
     assert "--xla_backend_optimization_level=0" not in result["xla_flags"]  # the users' settings
     assert result["torch_threads"] == 2 and result["versions"]["basicsr"] == "1.4.2"
-    infer, train, grad, dcn, dcn_grad = result["rows"]
+    infer, train, grad, dcn, dcn_grad, edvr = result["rows"]
     assert infer["max_abs_diff"] <= 1e-4 and train["loss_abs_diff"] <= 1e-5
     assert grad["max_abs_diff"] <= 1e-5  # the layer's three gradients, relative to their largest entries
     assert dcn["max_abs_diff"] <= 1e-4 and dcn_grad["max_abs_diff"] <= 1e-4  # DCN: five gradients, relative
-    for row in (infer, train, grad, dcn, dcn_grad):
+    assert edvr["max_abs_diff"] <= 1e-4  # every frame of the clip, each from its window
+    for row in (infer, train, grad, dcn, dcn_grad, edvr):
         assert len(row["jax"]["times_s"]) == len(row["torch"]["times_s"]) == 1
         assert row["ratio_min"] == pytest.approx(row["jax"]["min_s"] / row["torch"]["min_s"])
     table = (tmp_path / "speed.md").read_text()
