@@ -99,6 +99,31 @@ def test_basicvsrpp_equals_mmagic_on_moving_and_mirror_extended_clips(checkpoint
     assert count == int(ref["param_count"])
 
 
+@pytest.mark.slow  # ~15 s: a second program; the x4 parity test above covers the shared parts
+def test_same_size_variant_equals_mmagic(ref):
+    """is_low_res_input=False (MMagic's NTIRE 2021 decompression models, scale 1): two
+    stride-2 convs in front, flows on the frames shrunk by torch's bicubic, the input as the
+    base; the published size's parameter count (128 channels, 25 blocks)."""
+    sd = recipe.state_dict(recipe.SEED + 1, low_res=False)
+    np.testing.assert_allclose(recipe.make_spynet.checksums(sd), ref["same_checksums"], rtol=1e-12)
+    model = basicvsrpp.BasicVSRPlusPlus(scale=1, is_low_res_input=False, **NARROW)
+    abstract = ph.abstract_params(model.init, (1, 2, 16, 16, 3))
+    params = _params({f"generator.{k}": v for k, v in sd.items()}, abstract)
+    assert params["feat_extract_4"]["main_2_4"]["conv2"]["kernel"].shape == (3, 3, recipe.MID, recipe.MID)
+    lr = ref["same_frames"].astype(np.float32) / np.float32(255)  # (1, 4, 36, 36, 3)
+    out = np.asarray(jax.jit(model.apply)({"params": params}, lr))
+    assert out.shape == lr.shape
+    diff = float(np.abs(out - ref["same_output"]).max())
+    print(f"basicvsrpp is_low_res_input=False: max|diff| {diff:.2e}")
+    assert diff <= 1e-4
+    assert np.abs(ref["same_output"] - lr).mean() > 0.05  # far from the identity
+    published = basicvsrpp.BasicVSRPlusPlus(scale=1, mid_channels=128, num_blocks=25, is_low_res_input=False)
+    count = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(_abstract(published)))
+    assert count == int(ref["same_param_count_published"])
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model.apply({"params": params}, lr[:, :, :34])
+
+
 def test_published_size_has_mmagics_parameter_count(ref):
     abstract = _abstract(basicvsrpp.BasicVSRPlusPlus())
     assert sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(abstract)) == int(ref["param_count_published"])

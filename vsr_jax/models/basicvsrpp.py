@@ -36,9 +36,11 @@ the importer's MMagic renames (`vsr_jax.pretrained.mmagic`):
   pixel shuffle ×2) → LeakyReLU, ``upsample2`` (conv to 256, ×2) → LeakyReLU, ``conv_hr`` →
   LeakyReLU, ``conv_last``, plus the frame upsampled ×4 bilinearly (``align_corners=False``).
 
-Only ×4 with LR input (``is_low_res_input=True``, the published SR models). C (mid_channels)
-must be a multiple of 8 (the 16 deform groups split 2C channels). Any frame size (the
-authors' code asserts LR frames of at least 64×64; the computation below that guard is the
+``is_low_res_input=True`` (the published SR models): ×4 (scale 4). ``False`` (MMagic's NTIRE
+2021 decompression models): same-size output (scale 1), the features and flows at a quarter
+of the input's size (see `BasicVSRPlusPlus`). C (mid_channels) must be a multiple of 8 (the
+16 deform groups split 2C channels). Any frame size (the authors' code asserts LR frames, or
+the quarter-size ones, of at least 64×64; the computation below that guard is the
 same). Shapes: (N, T, h, w, 3) in [0, 1] -> (N, T, 4h, 4w, 3), float32, not clipped.
 
 Each branch is one `nn.scan` over time (params broadcast, the authors' names; the carry
@@ -56,6 +58,7 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vsr_jax.models import layers, register
 from vsr_jax.models.basicvsr import ConvResidualBlocks
@@ -69,6 +72,35 @@ DEFORM_GROUPS = 16  # the authors' (fixed in BasicVSRPlusPlusNet)
 
 def _lrelu(x):
     return nn.leaky_relu(x, 0.1)
+
+
+def _torch_bicubic_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """(n_out, n_in) float32 weights of torch's ``upsample_bicubic2d`` along one axis with a
+    given ``scale_factor`` (``align_corners=False``): source ``(dst + 0.5) / scale - 0.5``
+    (not clamped), the four taps ``floor - 1 … floor + 2`` with Keys' cubic (A = -0.75),
+    indices clamped to the edge (their weights add up there), no antialiasing."""
+    a = -0.75
+    src = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(1.0 / scale) - np.float32(0.5)
+    i0 = np.floor(src)
+    t = src - i0
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1  # noqa: E731  |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a  # noqa: E731  1 < |x| < 2
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    m = np.zeros((n_out, n_in), np.float64)
+    for k, wk in enumerate(weights):
+        idx = np.clip(i0.astype(np.int64) - 1 + k, 0, n_in - 1)
+        np.add.at(m, (np.arange(n_out), idx), wk.astype(np.float32))
+    return m.astype(np.float32)
+
+
+def _bicubic_quarter(x):
+    """torch ``F.interpolate(x, scale_factor=0.25, mode='bicubic')`` of (M, h, w, C), h and w
+    multiples of 4 -> (M, h/4, w/4, C)."""
+    _, h, w, _ = x.shape
+    my = jnp.asarray(_torch_bicubic_matrix(h, h // 4, 0.25))
+    mx = jnp.asarray(_torch_bicubic_matrix(w, w // 4, 0.25))
+    hi = jax.lax.Precision.HIGHEST
+    return jnp.einsum("ih,jw,nhwc->nijc", my, mx, x, precision=hi)
 
 
 class SecondOrderDeformableAlignment(nn.Module):
@@ -142,11 +174,14 @@ def _branch_step(mdl, branch: str, carry, xs):
 
 
 def _reconstruct(mdl, feat, frames):
-    """(M, h, w, 5C) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3)."""
+    """(M, h, w, 5C) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3) (or the
+    (M, 4h, 4w, 3) input frames themselves when not `is_low_res_input`)."""
     x = mdl.reconstruction(feat)
     x = _lrelu(layers.pixel_shuffle(mdl.upconv1(x), 2))
     x = _lrelu(layers.pixel_shuffle(mdl.upconv2(x), 2))
     x = mdl.conv_last(_lrelu(mdl.conv_hr(x))).astype(jnp.float32)
+    if not mdl.is_low_res_input:
+        return x + frames
     return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
 
 
@@ -159,6 +194,11 @@ class BasicVSRPlusPlus(nn.Module):
       mid_channels: channels of the features (64 as published); a multiple of 8.
       num_blocks: residual blocks per propagation branch (7 as published).
       max_residue_magnitude: bound of the learnt offsets around the flow (10 as published).
+      is_low_res_input: True: ×4 SR (scale 4). False: same-size restoration (scale 1, MMagic's
+        NTIRE 2021 decompression models): features from two stride-2 convs (``feat_extract_0``,
+        ``feat_extract_2``, LeakyReLU after each, then ``feat_extract_4`` = the five residual
+        blocks), flows on the frames shrunk ×1/4 by torch's bicubic (``scale_factor=0.25``),
+        and the input itself as the base of the output; h and w must be multiples of 4.
       unroll: frames per iteration of the time loops (more: faster, longer compile;
         `stats` sets it to T to count FLOPs). Training on a CPU unrolls fully.
       dtype: compute dtype of the convolutions (and of the deformable conv's matmul); flows,
@@ -176,6 +216,7 @@ class BasicVSRPlusPlus(nn.Module):
     mid_channels: int = 64
     num_blocks: int = 7
     max_residue_magnitude: float = 10.0
+    is_low_res_input: bool = True
     unroll: int = 1
     dtype: Any = jnp.float32
 
@@ -183,7 +224,13 @@ class BasicVSRPlusPlus(nn.Module):
         if self.mid_channels % (DEFORM_GROUPS // 2):
             raise ValueError(f"basicvsrpp: mid_channels must be a multiple of 8, got {self.mid_channels}")
         self.spynet = SpyNet(self.dtype)
-        self.feat_extract = ConvResidualBlocks(self.mid_channels, 5, self.dtype)
+        if self.is_low_res_input:
+            self.feat_extract = ConvResidualBlocks(self.mid_channels, 5, self.dtype)
+        else:
+            strided = dict(strides=(2, 2), padding=((1, 1), (1, 1)), dtype=self.dtype, param_dtype=jnp.float32)
+            self.feat_extract_0 = nn.Conv(self.mid_channels, (3, 3), **strided)
+            self.feat_extract_2 = nn.Conv(self.mid_channels, (3, 3), **strided)
+            self.feat_extract_4 = ConvResidualBlocks(self.mid_channels, 5, self.dtype)
         args = (self.mid_channels, self.num_blocks, float(self.max_residue_magnitude), self.dtype)
         self.deform_align = _PerBranch("deform_align", *args)
         self.backbone = _PerBranch("backbone", *args)
@@ -194,19 +241,33 @@ class BasicVSRPlusPlus(nn.Module):
         self.conv_last = layers.Conv(3, 3, dtype=self.dtype)
 
     def __call__(self, lr, train: bool = False):
-        if self.scale != 4:
-            raise ValueError(f"basicvsrpp supports only scale 4 (as the authors'), got scale={self.scale!r}")
+        want = 4 if self.is_low_res_input else 1
+        if self.scale != want:
+            raise ValueError(
+                f"basicvsrpp with is_low_res_input={self.is_low_res_input} has scale {want} (as the authors'), "
+                f"got scale={self.scale!r}"
+            )
         if lr.ndim != 5 or lr.shape[-1] != 3:
-            raise ValueError(f"basicvsrpp expects LR clips (N, T, h, w, 3), got shape {lr.shape}")
+            raise ValueError(f"basicvsrpp expects clips (N, T, h, w, 3), got shape {lr.shape}")
         lr = lr.astype(jnp.float32)
-        n, t, h, w, _ = lr.shape
+        n, t, hi, wi, _ = lr.shape
         c = self.mid_channels
-        spatial = self.feat_extract(lr.reshape(n * t, h, w, 3)).astype(jnp.float32).reshape(n, t, h, w, c)
+        frames = lr.reshape(n * t, hi, wi, 3)
+        if self.is_low_res_input:
+            small, spatial = lr, self.feat_extract(frames)
+        else:
+            if hi % 4 or wi % 4:
+                raise ValueError(f"basicvsrpp with is_low_res_input=False needs h and w multiples of 4, got {hi}x{wi}")
+            small = _bicubic_quarter(frames).reshape(n, t, hi // 4, wi // 4, 3)
+            x = _lrelu(self.feat_extract_0(frames.astype(self.dtype)))
+            spatial = self.feat_extract_4(_lrelu(self.feat_extract_2(x)))
+        h, w = small.shape[2:4]
+        spatial = spatial.astype(jnp.float32).reshape(n, t, h, w, c)
 
         zero_flow = jnp.zeros((n, 1, h, w, 2), jnp.float32)
         if t > 1:
-            x1 = lr[:, :-1].reshape(n * (t - 1), h, w, 3)
-            x2 = lr[:, 1:].reshape(n * (t - 1), h, w, 3)
+            x1 = small[:, :-1].reshape(n * (t - 1), h, w, 3)
+            x2 = small[:, 1:].reshape(n * (t - 1), h, w, 3)
             flows = self.spynet(jnp.concatenate([x1, x2]), jnp.concatenate([x2, x1]))
             # frame i's flow f1 in each pass (to the frame of the pass's previous step); the
             # first frame of a pass has none (a zero flow, unused: its alignment is dropped)
@@ -214,7 +275,7 @@ class BasicVSRPlusPlus(nn.Module):
             flows_forward = jnp.concatenate([zero_flow, flows[n * (t - 1) :].reshape(n, t - 1, h, w, 2)], axis=1)
         else:
             if self.is_initializing():
-                self.spynet(lr[:, 0], lr[:, 0])  # creates SpyNet's params for a one-frame init
+                self.spynet(small[:, 0], small[:, 0])  # creates SpyNet's params for a one-frame init
             flows_backward = flows_forward = zero_flow
 
         unroll = t if train and jax.default_backend() == "cpu" else self.unroll
@@ -230,7 +291,7 @@ class BasicVSRPlusPlus(nn.Module):
             feats = jnp.concatenate([feats, out], axis=-1)  # [spatial, backward_1, forward_1, …]
 
         if train:
-            x = _reconstruct(self, feats.reshape(n * t, h, w, 5 * c), lr.reshape(n * t, h, w, 3))
+            x = _reconstruct(self, feats.reshape(n * t, h, w, 5 * c), frames)
             return x.reshape(n, t, 4 * h, 4 * w, 3)
         loop = layers.scan_over_time(lambda mdl, carry, xs: (carry, _reconstruct(mdl, *xs)), unroll=unroll)
         return loop(self, None, (feats, lr))[1]

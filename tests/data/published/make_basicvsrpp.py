@@ -47,7 +47,11 @@ basicvsrpp.npz:
   (edges and all pixel-shuffle phases), ``output_mean`` their float64 means per frame and
   channel, ``mirror`` MMagic's ``is_mirror_extended`` per clip;
 * ``checksums`` of the weights; ``param_count`` (this narrow net) and ``param_count_published``
-  (mid_channels 64, num_blocks 7).
+  (mid_channels 64, num_blocks 7);
+* ``is_low_res_input=False`` (same-size output; MMagic's NTIRE 2021 decompression models,
+  c128n25): ``same_frames`` (1, 4, 36, 36, 3) uint8 (the flows at 9×9, after torch's bicubic
+  ×1/4), ``same_output`` the whole output, ``same_checksums`` of its weights (seed + 1, two
+  stride-2 convs ``feat_extract.{0,2}`` in front), ``same_param_count_published`` (128, 25).
 
 ``--full OUT.npz`` (used by the slow test where this venv exists; no ``-O`` needed): the
 published width (mid_channels 64, num_blocks 7) with the same recipe's weights on one
@@ -71,6 +75,7 @@ MID = 16  # mid_channels (2·MID is split in 16 deform groups)
 BLOCKS = 1  # num_blocks
 STRIDE = 7
 SHAPE = (6, 36, 36)  # T, h, w
+DECOMPRESS_SHAPE = (4, 36, 36)  # T, h, w of the is_low_res_input=False case (flows at 9x9)
 FULL = {"mid": 64, "blocks": 7, "res_scale": 0.2, "shape": (1, 5, 64, 64)}  # --full: the published width
 BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
 
@@ -94,10 +99,15 @@ def _blocks(name: str, cin: int, mid: int, n: int):
     return out
 
 
-def convs(mid: int = MID, blocks: int = BLOCKS):
+def convs(mid: int = MID, blocks: int = BLOCKS, low_res: bool = True):
     """(module, (out, in, k)) of BasicVSRPlusPlusNet outside SPyNet, in its order; the
-    deformable convs are the ``deform_align.<branch>`` entries themselves."""
-    out = _blocks("feat_extract", 3, mid, 5)
+    deformable convs are the ``deform_align.<branch>`` entries themselves. `low_res`:
+    ``is_low_res_input`` (else two stride-2 convs ``feat_extract.{0,2}`` come first)."""
+    if low_res:
+        out = _blocks("feat_extract", 3, mid, 5)
+    else:
+        out = [("feat_extract.0", (mid, 3, 3)), ("feat_extract.2", (mid, mid, 3))]
+        out += _blocks("feat_extract.4", mid, mid, 5)
     for b in BRANCHES:
         out.append((f"deform_align.{b}", (mid, 2 * mid, 3)))
         out.append((f"deform_align.{b}.conv_offset.0", (mid, 3 * mid + 4, 3)))
@@ -114,13 +124,15 @@ def convs(mid: int = MID, blocks: int = BLOCKS):
     ]
 
 
-def state_dict(seed: int = SEED, mid: int = MID, blocks: int = BLOCKS, res_scale: float = 1.0) -> dict:
+def state_dict(
+    seed: int = SEED, mid: int = MID, blocks: int = BLOCKS, res_scale: float = 1.0, low_res: bool = True
+) -> dict:
     """MMagic BasicVSRPlusPlusNet's state_dict (see the module docstring); `res_scale`
     multiplies the residual blocks' ``conv2`` weights (the published width's 17 blocks
     per path would otherwise grow the features a hundredfold)."""
     sd = make_realbasicvsr.spynet_state_dict(seed, "spynet.")
     rng = np.random.default_rng([seed, 4])
-    for name, shape in convs(mid, blocks):
+    for name, shape in convs(mid, blocks, low_res):
         scale = res_scale if name.endswith(".conv2") else 1.0
         sd.update(make_realbasicvsr._convs(rng, [(name, shape)], "", scale))
     return sd
@@ -250,6 +262,22 @@ def main() -> None:
         "param_count": sum(p.numel() for p in net.parameters()),
         "param_count_published": sum(p.numel() for p in BasicVSRPlusPlusNet(64, 7).parameters()),
     }
+    # is_low_res_input=False (same-size output, MMagic's NTIRE 2021 decompression models)
+    dsd = state_dict(SEED + 1, low_res=False)
+    net = BasicVSRPlusPlusNet(MID, BLOCKS, is_low_res_input=False).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in dsd.items()}, strict=True)
+    same = make_realbasicvsr.frames(np.random.default_rng(9), 1, *DECOMPRESS_SHAPE)
+    with torch.no_grad():
+        sr = make_realbasicvsr._numpy_clip(net(make_realbasicvsr._torch_clip(same)))
+    print(f"is_low_res_input=False: output {sr.shape}, range [{sr.min():.3f}, {sr.max():.3f}]")
+    out.update(
+        same_frames=same,
+        same_output=sr,
+        same_checksums=make_spynet.checksums(dsd),
+        same_param_count_published=sum(
+            p.numel() for p in BasicVSRPlusPlusNet(128, 25, is_low_res_input=False).parameters()
+        ),
+    )
     path = HERE / "basicvsrpp.npz"
     np.savez_compressed(path, **out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
