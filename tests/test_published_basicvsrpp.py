@@ -99,7 +99,7 @@ def test_basicvsrpp_equals_mmagic_on_moving_and_mirror_extended_clips(checkpoint
     assert count == int(ref["param_count"])
 
 
-@pytest.mark.slow  # ~15 s: a second program; the x4 parity test above covers the shared parts
+@pytest.mark.slow  # 9-17 s: a second program; the x4 parity test above covers the shared parts
 def test_same_size_variant_equals_mmagic(ref):
     """is_low_res_input=False (MMagic's NTIRE 2021 decompression models, scale 1): two
     stride-2 convs in front, flows on the frames shrunk by torch's bicubic, the input as the
@@ -160,7 +160,7 @@ def test_alignment_offsets_follow_the_flows():
 TORCH_PYTHON = "/tmp/tvenv/bin/python"  # torch + torchvision + mmagic (tests/data/published/README.md)
 
 
-@pytest.mark.slow  # ~3-4 min on 2 cores: MMagic's net at the published width, then ours
+@pytest.mark.slow  # 45 s on a quiet 2-core Xeon (MMagic at the published width in the torch venv, then ours)
 @pytest.mark.skipif(not os.path.exists(TORCH_PYTHON), reason=f"no torch venv at {TORCH_PYTHON}")
 def test_published_width_equals_mmagic(tmp_path):
     """mid_channels 64, num_blocks 7 (the published files' shapes), one 5×64×64 clip, the
@@ -195,7 +195,7 @@ def test_time_loops_are_loops(narrow_abstract):
     assert abs(sizes[1] - sizes[0]) < 0.05 * sizes[0], sizes
 
 
-@pytest.mark.slow  # ~60 s: two compiles
+@pytest.mark.slow  # 12 s quiet, 60 s busy: two compiles
 def test_loops_equal_the_unrolled_training_pass(checkpoint, narrow_abstract, ref):
     model = basicvsrpp.BasicVSRPlusPlus(**NARROW)
     params = _params(checkpoint, narrow_abstract)
