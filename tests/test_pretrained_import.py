@@ -250,3 +250,14 @@ def test_import_deformable_models_infers_their_options(tmp_path, arch, kwargs, w
     assert int(config.data.num_frames) == want  # EDVR: its window; IconVSR: as BasicVSR
     have, want_params = checkpointing.named_leaves(loaded), checkpointing.named_leaves(params)
     assert set(have) == set(want_params)
+
+
+def test_import_basicvsrpp_from_an_mmagic_checkpoint(tmp_path):
+    """MMagic's layout (``generator.`` prefix, ConvModule ``.conv``, ``upsample1.upsample_conv``)
+    is renamed, the options read from the shapes, SpyNet's buffers checked and left out."""
+    recipe = _load_recipe("make_basicvsrpp")
+    sd = {f"generator.{k}": np.asarray(v, np.float32) for k, v in recipe.state_dict().items()}
+    spec, params = importer.import_weights(save_npz(tmp_path, "bvpp.npz", sd), str(tmp_path / "run"))
+    assert (spec.arch, spec.scale) == ("basicvsrpp", 4)
+    assert spec.kwargs == {"mid_channels": recipe.MID, "num_blocks": recipe.BLOCKS}
+    assert "mean" not in params["spynet"] and "conv_offset_6" in params["deform_align"]["backward_1"]

@@ -89,6 +89,7 @@ def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:
 # Importing the families registers them.
 from vsr_jax.models import (  # noqa: E402,F401
     basicvsr,
+    basicvsrpp,
     convlstm,
     edsr,
     edvr,

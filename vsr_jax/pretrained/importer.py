@@ -15,6 +15,8 @@ Architectures recognised from their keys (BasicSR / Real-ESRGAN module names):
 * ``realbasicvsr``: ``image_cleaning.0.main.0`` and ``basicvsr.backward_trunk.main.0`` (×4;
   mid_channels, num_cleaning_blocks, num_propagation_blocks; ``dynamic_refine_thres`` 255
   as published unless given);
+* ``basicvsrpp``: ``deform_align.backward_1.*`` (×4, or ×1 for MMagic's same-size models
+  without ``feat_extract.main``; mid_channels, num_blocks);
 * ``iconvsr``: ``backward_fusion`` and ``edvr.fusion.feat_fusion`` (×4; num_feat, num_block,
   temporal_padding from the EDVR window's width);
 * ``basicvsr``: ``spynet.*`` and ``backward_trunk.main.0`` (×4; num_feat, num_block);
@@ -52,9 +54,9 @@ import numpy as np
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import download
 
-ARCHS = ("realbasicvsr", "iconvsr", "basicvsr", "edvr", "rrdbnet", "edsr", "msrresnet", "srvgg")  # tried in order
+ARCHS = ("realbasicvsr", "basicvsrpp", "iconvsr", "basicvsr", "edvr", "rrdbnet", "edsr", "msrresnet", "srvgg")
 # data.num_frames of video models (BasicSR's test clips; EDVR: its window); image models: 1
-VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7, "iconvsr": 7}
+VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7, "iconvsr": 7, "basicvsrpp": 7}
 RUN_SCALES = (2, 3, 4, 8)  # what a run's config accepts (train.validate_config)
 
 
@@ -221,6 +223,15 @@ def _iconvsr(sd) -> Spec:
     return Spec("iconvsr", 4, {"num_feat": num_feat, "num_block": blocks, "temporal_padding": (window - 1) // 2})
 
 
+def _basicvsrpp(sd) -> Spec:
+    _need(sd, "basicvsrpp", "deform_align.backward_1.conv_offset.0.weight", "backbone.backward_1.main.0.weight")
+    low = "feat_extract.main.0.weight" in sd  # is_low_res_input: ×4; else MMagic's same-size models
+    mid = sd["feat_extract.main.0.weight" if low else "feat_extract.0.weight"].shape[0]
+    blocks = _count(sd, "basicvsrpp", r"backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight")
+    kwargs = {"mid_channels": mid, "num_blocks": blocks} | ({} if low else {"is_low_res_input": False})
+    return Spec("basicvsrpp", 4 if low else 1, kwargs)
+
+
 def _edvr(sd) -> Spec:
     _need(sd, "edvr", "conv_l2_1.weight", "pcd_align.cas_dcnpack.conv_offset.weight")
     num_feat = sd["conv_l2_1.weight"].shape[0]
@@ -240,6 +251,7 @@ def _edvr(sd) -> Spec:
 
 INFER = {
     "realbasicvsr": _realbasicvsr,
+    "basicvsrpp": _basicvsrpp,
     "iconvsr": _iconvsr,
     "basicvsr": _basicvsr,
     "edvr": _edvr,
@@ -253,6 +265,8 @@ INFER = {
 def _looks_like(sd) -> str | None:
     if "image_cleaning.0.main.0.weight" in sd and "basicvsr.backward_trunk.main.0.weight" in sd:
         return "realbasicvsr"
+    if "deform_align.backward_1.conv_offset.0.weight" in sd:
+        return "basicvsrpp"
     if "backward_fusion.weight" in sd and "edvr.fusion.feat_fusion.weight" in sd:
         return "iconvsr"
     if "backward_trunk.main.0.weight" in sd and any(k.startswith("spynet.") for k in sd):
@@ -369,7 +383,7 @@ def convert_for(sd: Mapping[str, Any], spec: Spec, what: str) -> dict:
         from vsr_jax.models import srvgg
 
         prelu = srvgg.prelu_modules(int(spec.kwargs.get("num_conv", 16)))
-    if spec.arch in ("basicvsr", "realbasicvsr", "iconvsr"):
+    if spec.arch in ("basicvsr", "realbasicvsr", "iconvsr", "basicvsrpp"):
         from vsr_jax.models import spynet
 
         prefix = "basicvsr.spynet." if spec.arch == "realbasicvsr" else "spynet."

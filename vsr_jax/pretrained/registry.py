@@ -48,6 +48,7 @@ _EDSR_M = {"features": 64, "num_blocks": 16, "res_scale": 1.0}
 _EDSR_L = {"features": 256, "num_blocks": 32, "res_scale": 0.1}
 _BASICVSR = {"num_feat": 64, "num_block": 30}
 _REALBASICVSR = {"mid_channels": 64, "num_propagation_blocks": 20, "num_cleaning_blocks": 20}
+_BASICVSRPP = {"mid_channels": 64, "num_blocks": 7}
 # BasicSR options/test/EDVR/test_EDVR_{M,L}_x4_SR_REDS.yml (padding: each file's test set's)
 _EDVR_M = {"num_feat": 64, "num_frame": 5, "deformable_groups": 8, "num_extract_block": 5, "num_reconstruct_block": 10}
 _EDVR_L = _EDVR_M | {"num_feat": 128, "num_reconstruct_block": 40}
@@ -153,6 +154,8 @@ _EDVR_SRC = "EDVR (Wang et al., CVPRW 2019), the authors' NTIRE 2019 models conv
 _EDVR_ZOO = "BasicSR docs/ModelZoo.md"
 _ZOO = "Set5 / Set14 / DIV2K100 dB, RGB, border cropped: BasicSR ModelZoo"
 _MM_BASICVSR = "re-measured: MMagic configs/basicvsr/README.md"
+_MM_BASICVSRPP = "MMagic configs/basicvsr_pp/metafile.yml"
+_BASICVSRPP_SRC = "BasicVSR++ (Chan et al., CVPR 2022), the authors' model in " + MMAGIC
 # BasicVSR paper (CVPR 2021), quantitative comparison: BI REDS4 31.42 (RGB), Vimeo-90K-T 37.18,
 # Vid4 27.24; BD UDM10 39.96, Vimeo-90K-T 37.53, Vid4 27.96 (Y)
 
@@ -469,6 +472,46 @@ ENTRIES = {
             "basicvsr/basicvsr_vimeo90k_bd_20210409-0154dd64.pth",
             "BasicVSR (Chan et al., CVPR 2021) trained by MMagic; " + MMAGIC,
             f"Vid4 27.98 / UDM10 40.00 / Vimeo-90K-T 37.55 dB Y, BD ({_MM_BASICVSR})",
+        ),
+        _mmagic(
+            "basicvsrpp_reds4",
+            "basicvsrpp",
+            4,
+            _BASICVSRPP,
+            "BI",
+            "basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth",
+            _BASICVSRPP_SRC,
+            f"REDS4 32.39 dB RGB, Vid4 27.77 dB Y ({_MM_BASICVSRPP})",
+        ),
+        _mmagic(
+            "basicvsrpp_vimeo90k_bi",
+            "basicvsrpp",
+            4,
+            _BASICVSRPP,
+            "BI",
+            "basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_300k_vimeo90k_bi_20210305-4ef437e2.pth",
+            _BASICVSRPP_SRC,
+            f"Vid4 27.79 / Vimeo-90K-T 37.79 dB Y ({_MM_BASICVSRPP})",
+        ),
+        _mmagic(
+            "basicvsrpp_vimeo90k_bd",
+            "basicvsrpp",
+            4,
+            _BASICVSRPP,
+            "BD",
+            "basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_300k_vimeo90k_bd_20210305-ab315ab1.pth",
+            _BASICVSRPP_SRC,
+            f"Vid4 29.04 / UDM10 40.72 / Vimeo-90K-T 38.21 dB Y, BD ({_MM_BASICVSRPP})",
+        ),
+        _mmagic(
+            "basicvsrpp_c128n25_ntire_vsr",
+            "basicvsrpp",
+            4,
+            {"mid_channels": 128, "num_blocks": 25},
+            "BI",
+            "basicvsr_plusplus/basicvsr_plusplus_c128n25_ntire_vsr_20210311-1ff35292.pth",
+            "BasicVSR++'s NTIRE 2021 video SR entry (128 channels, 25 blocks) in " + MMAGIC,
+            f"none (NTIRE 2021 test set; {_MM_BASICVSRPP} lists no score)",
         ),
         _mmagic(
             "realbasicvsr_x4",
