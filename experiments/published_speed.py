@@ -22,7 +22,8 @@ Cases (the peer's sizes, issues 19 and 20):
 * BasicVSR inference on 15 frames of 64×64 and of 180×320 (ms/frame);
 * BasicVSR training on 1×7×64×64 (Charbonnier, Adam; frames/s);
 * EDVR_M (one window per frame, as BasicSR's video test) on 7 frames of 64×64 and 5 of
-  180×320, IconVSR (REDS options) on 15 frames of 64×64 and 7 of 180×320 (ms/frame);
+  180×320, IconVSR (REDS options) and BasicVSR++ (MMagic's, mmcv's DCN computed by
+  torchvision) on 15 frames of 64×64 and 7 of 180×320 (ms/frame);
 * BasicVSR++'s deformable layer alone (modulated DCN 3×3, 128→64, 16 offset groups; offsets
   and mask as parameters), forward and backward at 1×64×64 and 1×180×320 (ms/call);
 * the layer both are made of, alone: one 3×3 convolution 64→64 with bias (torch's
@@ -75,6 +76,9 @@ CASES = {
     "edvr_infer_5x180x320": ("edvr", "inference", (1, 5, 180, 320), (1, 5, 24, 40)),
     "iconvsr_infer_15x64": ("iconvsr", "inference", (1, 15, 64, 64), (1, 5, 40, 40)),
     "iconvsr_infer_7x180x320": ("iconvsr", "inference", (1, 7, 180, 320), (1, 5, 40, 56)),
+    # MMagic's BasicVSRPlusPlusNet (mmcv's DCN computed by torchvision: make_basicvsrpp.py's stand-in)
+    "basicvsrpp_infer_15x64": ("basicvsrpp", "inference", (1, 15, 64, 64), (1, 3, 64, 64)),
+    "basicvsrpp_infer_7x180x320": ("basicvsrpp", "inference", (1, 7, 180, 320), (1, 3, 64, 72)),
     # one of the layers both models are made of (a 3x3 conv, 64 -> 64 channels, bias), alone:
     # what the two frameworks' convolution kernels give at the models' sizes
     "conv_infer_1x64x64": ("conv3x3", "inference", (1, None, 64, 64), (1, None, 24, 24)),
@@ -97,6 +101,7 @@ SIZES = {  # the published sizes; --quick: narrow ones
         {"num_feat": 64, "num_frame": 5, "deformable_groups": 8, "num_extract_block": 5, "num_reconstruct_block": 10},
         {"num_feat": 16, "num_frame": 5, "deformable_groups": 2, "num_extract_block": 1, "num_reconstruct_block": 1},
     ),
+    "basicvsrpp": ({"mid_channels": 64, "num_blocks": 7}, {"mid_channels": 16, "num_blocks": 1}),
     "iconvsr": (  # IconVSR_REDS's options
         {"num_feat": 64, "num_block": 30, "keyframe_stride": 5, "temporal_padding": 2},
         {"num_feat": 16, "num_block": 2, "keyframe_stride": 5, "temporal_padding": 2},
@@ -190,6 +195,8 @@ def serve() -> None:
                 net, loss = _torch_dcn(size, req["shape"]), None
             elif req["arch"] == "edvr":
                 net, loss = _torch_edvr_clip(size), None
+            elif req["arch"] == "basicvsrpp":
+                net, loss = _torch_basicvsrpp()(**size), None
             elif req["arch"] == "iconvsr":
                 from basicsr.archs.basicvsr_arch import IconVSR
 
@@ -267,6 +274,18 @@ def has_torchvision(python: str) -> bool:
     probe = "import torchvision.ops, torch; torchvision.ops.deform_conv2d(*[torch.zeros(1, 1, 3, 3)] * 2 + [torch.zeros(1, 1, 1, 1)])"  # noqa: E501
     probe = probe.replace("[torch.zeros(1, 1, 3, 3)] * 2", "[torch.zeros(1, 1, 3, 3), torch.zeros(1, 2, 3, 3)]")
     return os.path.exists(python) and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+def _torch_basicvsrpp():
+    """MMagic's BasicVSRPlusPlusNet class, loaded as tests/data/published/make_basicvsrpp.py
+    does (its module files only, mmcv's compiled DCN replaced by torchvision's, the same op)."""
+    import importlib.util
+
+    path = os.path.join(ROOT, "tests", "data", "published", "make_basicvsrpp.py")
+    spec = importlib.util.spec_from_file_location("make_basicvsrpp", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._import_mmagic()
 
 
 def _torch_edvr_clip(size: dict):
@@ -356,6 +375,11 @@ def _jax_model(arch: str, size: dict, state_dict: dict):
     elif arch == "edvr":
         model = models.create_model("edvr", 4, dict(size, padding="reflection_circle"))
         params = convert.state_dict_to_params(state_dict)
+    elif arch == "basicvsrpp":
+        from vsr_jax.pretrained import mmagic
+
+        model = models.create_model(arch, 4, dict(size))
+        params = convert.state_dict_to_params(mmagic.to_ours(state_dict), skip=spynet.buffer_keys("spynet."))
     else:  # basicvsr, iconvsr
         model = models.create_model(arch, 4, dict(size))
         params = convert.state_dict_to_params(state_dict, skip=spynet.buffer_keys("spynet."))
@@ -437,7 +461,7 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
         state_dict = dict(f)
     model, params = _jax_model(arch, size, state_dict)
     rng = np.random.default_rng(1)
-    channels = {"conv3x3": size["num_feat"], "dcn3x3": size.get("in")}.get(arch, 3)
+    channels = {"conv3x3": size.get("num_feat"), "dcn3x3": size.get("in")}.get(arch, 3)
     lr_shape = (n, h, w, channels) if t is None else (n, t, h, w, channels)
     lr = rng.uniform(0, 1, lr_shape).astype(np.float32)
     row = {"case": name, "arch": arch, "task": task, "shape": list(shape), "frames": frames, "size": size}
@@ -583,7 +607,8 @@ def _what(row: dict) -> str:
             f"one modulated DCN 3×3 {size['in']}→{size['num_feat']}, {size['deform_groups']} offset groups, "
             f"{n}×{h}×{w}, {what}"
         )
-    arch = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR", "edvr": "EDVR_M", "iconvsr": "IconVSR"}[row["arch"]]
+    names = {"msrresnet": "MSRResNet ×4", "basicvsr": "BasicVSR", "edvr": "EDVR_M", "iconvsr": "IconVSR"}
+    arch = (names | {"basicvsrpp": "BasicVSR++"})[row["arch"]]
     if row["task"] == "inference":
         frames = f"{t} frames " if t else "one frame "
         return f"{arch} inference, {frames}{h}×{w}"
@@ -603,7 +628,7 @@ def markdown(result: dict) -> str:
         + ("" if result["quick"] else f" ({result['reps'] * LAYER_REPS} for one conv)")
         + ", min / median",
         "",
-        "| case | unit | PyTorch (BasicSR) | vsr_jax | ours ÷ torch, time (min) | goal | ours ÷ torch, CPU s "
+        "| case | unit | PyTorch (authors' code) | vsr_jax | ours ÷ torch, time (min) | goal | ours ÷ torch, CPU s "
         "| outputs max \\|diff\\| |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
