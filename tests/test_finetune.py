@@ -371,6 +371,13 @@ def test_spynet_init_loads_basicsr_spynet_into_the_flow_network(spynet_file, tmp
     weights, _ = init_from.starting_weights(config, abstract)
     for a, b in zip(_leaves(weights["spynet"]), _leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
+    # MMagic's layout (spynet_20210409-c6c1bd09.pth: ConvModule names, in a checkpoint's generator)
+    mm = ph.recipe("realbasicvsr").spynet_state_dict()
+    np.savez(tmp_path / "mmagic_spynet.npz", **{f"generator.{k}": np.asarray(v, np.float32) for k, v in mm.items()})
+    config.model.spynet_init = str(tmp_path / "mmagic_spynet.npz")
+    weights, _ = init_from.starting_weights(config, abstract)
+    for a, b in zip(_leaves(weights["spynet"]), _leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)
     config.model.spynet_init = PTH  # not a SpyNet
     with pytest.raises(ConfigError, match="model.spynet_init .*msrresnet_x4.pth does not fit the model"):
         init_from.starting_weights(config, abstract)

@@ -121,16 +121,19 @@ def load_init_from(config, abstract_params) -> tuple[dict, dict]:
 
 
 def load_spynet_init(config, abstract_params) -> tuple[dict, dict]:
-    """({flow module: params}, record) of `config.model.spynet_init`: BasicSR's SpyNet weights
-    (a .pth/.npz file, e.g. spynet_sintel_final-3d2a1287.pth, or that published name; keys
-    ``basic_module.N.basic_module.K.*``, or a BasicVSR file's ``spynet.*``), converted by name
-    and checked against each flow module of the model."""
+    """({flow module: params}, record) of `config.model.spynet_init`: SpyNet weights (a
+    .pth/.npz file or a published name: BasicSR's spynet_sintel_final-3d2a1287.pth, keys
+    ``basic_module.N.basic_module.K.*``, MMagic's spynet_20210409-c6c1bd09.pth in its
+    ConvModule names, or a BasicVSR file's ``spynet.*``), converted by name and checked
+    against each flow module of the model."""
     from vsr_jax.models import spynet
-    from vsr_jax.pretrained import convert, importer
+    from vsr_jax.pretrained import convert, importer, mmagic
 
     source = str(config.model.spynet_init)
     path, record = _weight_file(source, "model.spynet_init")
-    sd = importer.read_state_dict(path)
+    sd, _ = mmagic.select_generator(importer.read_state_dict(path))
+    if mmagic.is_mmagic(sd):
+        sd = mmagic.to_ours(sd)
     if not any(k.startswith("basic_module.") for k in sd) and any(k.startswith("spynet.") for k in sd):
         sd = {k[len("spynet.") :]: v for k, v in sd.items() if k.startswith("spynet.")}
     try:

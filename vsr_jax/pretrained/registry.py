@@ -444,6 +444,18 @@ ENTRIES = {
         ),
         # --- MMagic (downloadable, hash prefix in the names)
         _mmagic(
+            "spynet_mmagic",
+            "spynet",
+            0,
+            {},
+            "flow (for basicvsr / basicvsrpp training)",
+            "basicvsr/spynet_20210409-c6c1bd09.pth",
+            "SpyNet (Ranjan & Black, CVPR 2017), the initialisation of MMagic's BasicVSR / BasicVSR++ recipes; "
+            + MMAGIC,
+            "none (optical flow)",
+            runnable=False,
+        ),
+        _mmagic(
             "basicvsr_reds4",
             "basicvsr",
             4,
