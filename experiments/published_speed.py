@@ -654,7 +654,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--torch_python", default=TORCH_PYTHON, help="python of a venv with torch (+ torchvision) + basicsr")
     p.add_argument("--out", default=os.path.join(HERE, "results", "published_speed"), help="writes OUT.json, OUT.md")
-    p.add_argument("--readme", default="", help="a README whose <!-- published_speed --> block to rewrite")
+    p.add_argument("--readme", default="", help="a README whose <!-- BLOCK --> block to rewrite")
+    p.add_argument("--block", default="published_speed", help="the README block's name")
     args = p.parse_args()
     cases = [c for c in args.cases.split(",") if c] or list(CASES)
     unknown = [c for c in cases if c not in CASES]
@@ -734,8 +735,8 @@ def main() -> None:
         json.dump(result, f, indent=1)
     with open(args.out + ".md", "w") as f:
         f.write(text + "\n")
-    if args.readme and not replace_block(args.readme, "published_speed", text):
-        print(f"{args.readme} has no <!-- published_speed --> block; the table is in {args.out}.md")
+    if args.readme and not replace_block(args.readme, args.block, text):
+        print(f"{args.readme} has no <!-- {args.block} --> block; the table is in {args.out}.md")
 
 
 if __name__ == "__main__":
