@@ -420,3 +420,32 @@ def test_basicvsr_quick_trains_with_a_frozen_spynet_and_resumes(spynet_file, tmp
     assert step == 2 and result["step"] == 2 and np.isfinite(result["psnr_y"])
     assert 0 < _max_change(params2["spynet"], want) <= 1.001 * config.learning_rate * 0.125
     assert json.load(open(os.path.join(workdir, "config.json")))["model"]["spynet_init"] == path
+
+
+@pytest.mark.slow
+def test_basicvsrpp_quick_trains_with_mmagics_spynet_frozen_and_resumes(tmp_path):
+    """configs/basicvsrpp.py:quick shrunk, SpyNet from an MMagic-layout file (as spynet_mmagic),
+    frozen for the first step, then at 0.25x the rate; two steps, the second after a resume."""
+    mm = ph.recipe("realbasicvsr").spynet_state_dict()
+    path = str(tmp_path / "spynet_mmagic_like.npz")
+    np.savez(path, **{k: np.asarray(v, np.float32) for k, v in mm.items()})
+    want = convert.state_dict_to_params(ph.recipe("spynet").seeded_state_dict(), skip=(r"mean", r"std"))
+    config = override(
+        load_config("basicvsrpp", "quick"),
+        **{"model.mid_channels": 8, "model.spynet_init": path, "fix_flow_steps": 1, "flow_lr_mul": 0.25},
+    )
+    config.data.num_frames, config.data.patch_size, config.batch_size = 3, 16, 1
+    config.total_steps, config.checkpoint_every = 1, 1
+    config.eval.max_clips, config.eval.frame_stride = 1, 50
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(config, workdir)
+    _, params, step = checkpointing.load_params(workdir)
+    assert step == 1
+    for a, b in zip(_leaves(params["spynet"]), _leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)  # frozen
+    config.total_steps = 2
+    result = train.train_and_evaluate(config, workdir)
+    _, params2, step = checkpointing.load_params(workdir)
+    assert step == 2 and result["step"] == 2 and np.isfinite(result["psnr_y"])
+    assert 0 < _max_change(params2["spynet"], want) <= 1.001 * config.learning_rate * 0.25
+    assert _max_change(params2["deform_align"], params["deform_align"]) > 0  # the DCN layers learn

@@ -19,6 +19,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"  # constant | cosine | cosine_restarts | step
     c.warmup_steps = 0  # linear warm-up from 0 (every schedule)
     c.lr_restart_every = 0  # cosine_restarts: period in steps (BasicSR's CosineAnnealingRestartLR); 0 = total_steps
+    c.lr_restart_periods = ()  # cosine_restarts with periods of these lengths instead (BasicSR's `periods`)
     c.lr_min_ratio = 0.0  # cosine*: the floor as a fraction of the peak (BasicSR eta_min)
     c.lr_decay_steps = ""  # step: comma-separated steps where the rate is multiplied by lr_decay_factor
     c.lr_decay_factor = 0.5
@@ -32,6 +33,11 @@ def base_config() -> ml_collections.ConfigDict:
     # first fix_flow_steps updates (params and its Adam state kept) — BasicSR's BasicVSR: 0.125, 5000.
     c.flow_lr_mul = 1.0
     c.fix_flow_steps = 0
+    # For the first train_only_steps updates only these modules (top-level param names or
+    # paths) learn; the rest is frozen, params and Adam state kept — BasicSR's EDVR: tsa_iter
+    # 50000 with ("fusion",), the TSA module on a model started from its woTSA run.
+    c.train_only_modules = ()
+    c.train_only_steps = 0
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
     c.log_every = 50
@@ -68,6 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict()
     c.loss.pixel = "mse"  # mse | l1 | charbonnier
     c.loss.pixel_weight = 1.0
+    # all | center: the loss sees every frame, or only each clip's middle one (EDVR's recipe:
+    # its ground truth is the centre frame; models that can restore only that frame do)
+    c.loss.frames = "all"
     c.loss.charbonnier_eps = 1e-3
     # perceptual loss on VGG features (SRGAN/ESRGAN); needs loss.vgg_weights (see README)
     c.loss.perceptual_weight = 0.0  # 0 = off
@@ -145,7 +154,7 @@ def check_schema(config) -> None:
 
     from vsr_jax.errors import ConfigError
 
-    base = flatten(base_config().to_dict())
+    base = flatten(base_config().to_dict(), keep_sequences=True)
     known = set(base)
     for key, value in flatten(config.to_dict(), keep_sequences=True).items():
         if key.startswith("model."):

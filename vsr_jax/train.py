@@ -129,6 +129,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         raise ConfigError(
             f"lr_decay_steps must be comma-separated step numbers, got {config.lr_decay_steps!r}"
         ) from None
+    if any(int(p) < 1 for p in config.lr_restart_periods):
+        raise ConfigError(f"lr_restart_periods must be positive step counts, got {tuple(config.lr_restart_periods)}")
     if config.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
     if config.gan.loss and config.gan.loss not in losses.GAN_LOSSES:
@@ -147,6 +149,13 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         _validate_spatio_temporal(config)
     if not 0.0 <= float(config.ema_decay) < 1.0:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.loss.frames not in LOSS_FRAMES:
+        raise ConfigError(f"loss.frames must be one of {', '.join(LOSS_FRAMES)}, got {config.loss.frames!r}")
+    if config.loss.frames == "center":
+        clashing = [f"loss.{k}" for k in ("pingpong_weight", "flow_weight", "temporal_weight") if config.loss[k] > 0]
+        if clashing or config.gan.loss:
+            what = ", ".join(clashing + (["gan.loss"] if config.gan.loss else []))
+            raise ConfigError(f"loss.frames=center scores one frame per clip; {what} need every frame: turn them off")
     for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
         if config.loss[key] > 0 and config.data.num_frames < 2:
             raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
@@ -157,6 +166,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
                 f"{config.model.name!r} does not: set loss.{key}=0"
             )
     _validate_flow_options(config)
+    _validate_train_only(config)
     n = jax.device_count() if num_devices is None else int(num_devices)
     if config.batch_size % n:
         raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the number of devices ({n})")
@@ -208,6 +218,7 @@ def _validate_spatio_temporal(config) -> None:
 
 
 LR_SCHEDULES = ("constant", "cosine", "cosine_restarts", "step")
+LOSS_FRAMES = ("all", "center")
 NONFINITE_ACTIONS = ("restore", "stop")
 
 
@@ -219,8 +230,9 @@ def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:
     """The learning rate at each step: linear warm-up over `warmup_steps`, then
 
     constant; cosine (decay to `lr_min_ratio`·peak at `total_steps`); cosine_restarts
-    (cosine periods of `lr_restart_every` steps, each restarting at the peak, as BasicSR's
-    CosineAnnealingRestartLR); step (× `lr_decay_factor` at each of `lr_decay_steps`).
+    (cosine periods of `lr_restart_every` steps, or of the lengths `lr_restart_periods`, each
+    restarting at the peak, as BasicSR's CosineAnnealingRestartLR); step (× `lr_decay_factor`
+    at each of `lr_decay_steps`).
     """
     lr = float(config.learning_rate if learning_rate is None else learning_rate)
     warm, total = int(config.warmup_steps), int(config.total_steps)
@@ -230,11 +242,13 @@ def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:
     if kind == "cosine":
         main = optax.cosine_decay_schedule(lr, after, alpha=floor)
     elif kind == "cosine_restarts":
-        period = int(config.lr_restart_every) or after
-        cycles = -(-after // period)
+        periods = [int(p) for p in config.lr_restart_periods]
+        if not periods:
+            period = int(config.lr_restart_every) or after
+            periods = [period] * -(-after // period)
         main = optax.join_schedules(
-            [optax.cosine_decay_schedule(lr, period, alpha=floor) for _ in range(cycles)],
-            [period * i for i in range(1, cycles)],
+            [optax.cosine_decay_schedule(lr, p, alpha=floor) for p in periods],
+            [sum(periods[:i]) for i in range(1, len(periods))],
         )
     elif kind == "step":
         factor = float(config.lr_decay_factor)
@@ -282,9 +296,32 @@ def make_optimizer(config, learning_rate: float | None = None, *, flow: bool = T
             return jax.tree_util.tree_map_with_path(label, params)
 
         opt = optax.multi_transform({"rest": opt, "flow": flow_tx}, labels)
+    elif flow and int(config.train_only_steps) > 0:
+        direction = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
+        if config.optimizer == "adamw":
+            direction = optax.chain(direction, optax.add_decayed_weights(config.weight_decay))
+        warm_tx = optax.chain(
+            frozen_for(direction, int(config.train_only_steps)), optax.scale_by_learning_rate(schedule)
+        )
+        opt = optax.multi_transform({"train": opt, "frozen": warm_tx}, _module_labels(config.train_only_modules))
     if config.grad_clip_norm > 0:
         opt = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
     return opt
+
+
+def _module_labels(names):
+    """params -> a tree of "train" (under one of `names`: a top-level name or a path "a/b") or
+    "frozen" (the rest), for `optax.multi_transform`."""
+    names = tuple(str(n) for n in names)
+
+    def labels(params):
+        def label(path, _):
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            return "train" if any(name == n or name.startswith(n + "/") for n in names) else "frozen"
+
+        return jax.tree_util.tree_map_with_path(label, params)
+
+    return labels
 
 
 class FrozenState(NamedTuple):
@@ -320,6 +357,25 @@ def _abstract_model_params(config):
     d = config.data
     lr = jax.ShapeDtypeStruct((1, int(d.num_frames), int(d.patch_size), int(d.patch_size), 3), jnp.float32)
     return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), lr)["params"]
+
+
+def _validate_train_only(config) -> None:
+    steps, names = int(config.train_only_steps), tuple(config.train_only_modules)
+    if steps < 0:
+        raise ConfigError(f"train_only_steps must be >= 0, got {steps}")
+    if not steps:
+        return
+    if not names:
+        raise ConfigError("train_only_steps needs train_only_modules (the modules that learn meanwhile)")
+    if flow_options_set(config):
+        raise ConfigError("train_only_steps and flow_lr_mul / fix_flow_steps cannot be combined; use one of them")
+    abstract = _abstract_model_params(config)
+    missing = [n for n in names if subtree(abstract, str(n)) is None]
+    if missing:
+        raise ConfigError(
+            f"train_only_modules {missing} are not modules of {config.model.name!r} "
+            f"(its top-level modules: {', '.join(sorted(abstract))})"
+        )
 
 
 def _validate_flow_options(config) -> None:
@@ -580,11 +636,20 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     r1_gamma = float(config.gan.r1_gamma)
     scale_factor = int(config.data.scale)
     needs_flow = weights["flow"] > 0 or weights["temporal"] > 0 or (critic is not None and critic.warps)
+    center_only = config.loss.frames == "center"
 
     def generate(params, lr, pingpong: bool):
-        """(output (N,T,H,W,3), or (N,2T−1,…) of the ping-pong sequence; ping-pong loss (0 when not
-        run); LR flows to the previous frame of the same frames, or None)."""
+        """(output (N,T,H,W,3), or (N,2T−1,…) of the ping-pong sequence, or (N,1,…) of the middle
+        frame with loss.frames=center; ping-pong loss (0 when not run); LR flows to the previous
+        frame of the same frames, or None)."""
         x = losses.pingpong_sequence(lr) if pingpong else lr
+        if center_only:
+            middle = lr.shape[1] // 2
+            if getattr(model, "accepts_output_frames", False):  # restores only that frame (EDVR)
+                out = model.apply({"params": params}, x, train=True, output_frames=(middle,))
+            else:
+                out = model.apply({"params": params}, x, train=True)[:, middle : middle + 1]
+            return out, jnp.zeros((), jnp.float32), None
         if needs_flow:
             out, inter = model.apply({"params": params}, x, train=True, mutable=["intermediates"])
             flows = inter["intermediates"]["flow_to_prev"][0]
@@ -605,11 +670,12 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             out, pingpong, all_flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
             t = lr.shape[1]
             sr, flows = out[:, :t], None if all_flows is None else all_flows[:, :t]
-            terms = {"pixel": pixel(sr, hr)}
+            target = hr[:, t // 2 : t // 2 + 1] if center_only else hr
+            terms = {"pixel": pixel(sr, target)}
             if weights["flow"] > 0:
                 terms["flow"] = losses.flow_warp_loss(lr, flows)
             if perceptual is not None and weights["perceptual"] > 0:
-                terms["perceptual"] = perceptual(frozen, sr, hr) if adversarial else zero
+                terms["perceptual"] = perceptual(frozen, sr, target) if adversarial else zero
             if weights["pingpong"] > 0:
                 terms["pingpong"] = pingpong
             if weights["temporal"] > 0:
@@ -622,10 +688,10 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
                     judged = _judged(model, critic, params, lr, hr, out, all_flows, scale_factor)
                     terms.update(_adversarial_terms(critic, state.d_params, judged, gan_kind, fm_weights))
             total = sum(jnp.asarray(weights[k], jnp.float32) * v for k, v in terms.items())
-            return total, (terms, sr, judged)
+            return total, (terms, (sr, target), judged)
 
         lr_scale = state.guard["lr_scale"]
-        (loss, (terms, sr, judged)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (terms, (sr, target), judged)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * lr_scale, updates)  # Adam's step is linear in the rate
         params = optax.apply_updates(state.params, updates)
@@ -637,7 +703,7 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
         out = {
             "loss": loss,
             **{f"loss_{k}": v for k, v in terms.items()},
-            "psnr_rgb": jnp.mean(metrics.psnr(jnp.clip(sr, 0, 1), hr, y_channel=False)),
+            "psnr_rgb": jnp.mean(metrics.psnr(jnp.clip(sr, 0, 1), target, y_channel=False)),
             "grad_norm": grad_norm,
             "learning_rate": schedule(state.step) * lr_scale,
         }

@@ -39,7 +39,7 @@ mean absolute offset exceeds 50; ours computes the same output without that log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -345,8 +345,13 @@ class EDVR(nn.Module):
         l3 = _lrelu(layers.Conv(nf, 3, dtype=dt, name="conv_l3_2")(l3))
         return feat, l2, l3
 
+    # `output_frames`: the trainer's centre-frame loss asks for the middle frame only
+    accepts_output_frames: ClassVar[bool] = True
+
     @nn.compact
-    def __call__(self, lr, train: bool = False):
+    def __call__(self, lr, train: bool = False, output_frames: tuple[int, ...] | None = None):
+        """lr (N, T, h, w, 3) -> (N, T, 4h, 4w, 3); with `output_frames` (static indices into
+        T) only those frames' windows are restored: (N, len(output_frames), 4h, 4w, 3)."""
         if self.scale != 4:
             raise ValueError(f"edvr supports only scale 4 (as the authors'), got scale={self.scale!r}")
         if lr.ndim != 5 or lr.shape[-1] != 3:
@@ -362,13 +367,20 @@ class EDVR(nn.Module):
         pyramid = [f.reshape((n, t) + f.shape[1:]) for f in self._features(frames)]
         frames = frames.reshape(n, t, hp, wp, 3)
         index = frame_windows.window_indices(t, self.num_frame, self.padding)  # (T, num_frame), static
+        if output_frames is not None:
+            if not all(0 <= i < t for i in output_frames):
+                raise ValueError(f"edvr: output_frames {output_frames} are not frames of a {t}-frame clip")
+            index = index[list(output_frames)]
         centers = index[:, self.center_index]
+        t_out = index.shape[0]
 
         if train:
             # all T windows in one batch (fewer, larger operations for the backward pass)
-            windows = [jnp.take(f, index, axis=1).reshape((n * t,) + index.shape[1:] + f.shape[2:]) for f in pyramid]
-            center = jnp.take(frames, centers, axis=1).reshape(n * t, hp, wp, 3)
-            out = _restore(self, *windows, center).reshape(n, t, 4 * hp, 4 * wp, 3)
+            windows = [
+                jnp.take(f, index, axis=1).reshape((n * t_out,) + index.shape[1:] + f.shape[2:]) for f in pyramid
+            ]
+            center = jnp.take(frames, centers, axis=1).reshape(n * t_out, hp, wp, 3)
+            out = _restore(self, *windows, center).reshape(n, t_out, 4 * hp, 4 * wp, 3)
         else:
             # one output frame after another: the features stay in the carry, each step
             # gathers its window (only one frame's HR features are alive at a time)
