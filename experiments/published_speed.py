@@ -625,7 +625,11 @@ def markdown(result: dict) -> str:
         f"{result['torch_threads']} threads · jax {v['jax']} (XLA:CPU, {result['xla_threads']} threads), "
         f"flax {v['flax']} · XLA_FLAGS `{result['xla_flags'] or '(none)'}` · "
         f"{result['reps']} alternating reps per side"
-        + ("" if result["quick"] else f" ({result['reps'] * LAYER_REPS} for one conv)")
+        + (
+            f" ({result['reps'] * LAYER_REPS} for one conv)"
+            if not result["quick"] and any(r["arch"] == "conv3x3" for r in result["rows"])
+            else ""
+        )
         + ", min / median",
         "",
         "| case | unit | PyTorch (authors' code) | vsr_jax | ours ÷ torch, time (min) | goal | ours ÷ torch, CPU s "
