@@ -105,8 +105,9 @@ def test_model_table_covers_the_published_models_at_the_peers_sizes():
 
     from vsr_jax import bench_models
 
-    assert {"msrresnet", "basicvsr"} <= set(bench_models.FULL)
+    assert {"msrresnet", "basicvsr", "edvr", "basicvsrpp"} <= set(bench_models.FULL)
     assert bench_models.TRAIN_OVERRIDES["basicvsr"] == {"batch_size": 1, "data.num_frames": 7}
+    assert bench_models.INFER_OVERRIDES["basicvsrpp"] == {"data.num_frames": 15}  # basicvsr's inference clips
     config = bench_models.load_config("msrresnet")
     assert (config.model.name, config.batch_size, config.data.patch_size) == ("msrresnet", 16, 32)
     c = ml_collections.ConfigDict({"batch_size": 32, "data": {"num_frames": 15}, "model": {"spynet_init": "x"}})

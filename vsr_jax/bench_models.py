@@ -16,7 +16,8 @@ Results are printed as a markdown table and, with `--json`, written as JSON. The
 architectures run at the sizes of the PyTorch comparison (`experiments/published_speed.py`):
 msrresnet as its recipe (×4, 64×64 and 180×320 LR, batch 16 of 32×32 for training),
 basicvsr on 15-frame clips for inference and one 7-frame clip of 64×64 for training
-(`TRAIN_OVERRIDES`); weight files a recipe starts from are not loaded (`NO_INIT_KEYS`).
+(`TRAIN_OVERRIDES`), basicvsrpp the same, edvr on 5-frame clips (training: 4 windows, the
+centre frames counted); weight files a recipe starts from are not loaded (`NO_INIT_KEYS`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,21 @@ import numpy as np
 from vsr_jax.models import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FULL = ("srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan", "msrresnet", "basicvsr")
+FULL = (
+    "srcnn", "unet", "runet", "srresnet", "srgan", "convlstm", "gan", "msrresnet", "basicvsr", "edvr", "basicvsrpp",
+)  # fmt: skip
 QUICK = ("srcnn:quick", "srresnet:quick")
 # Training rows at other sizes than the recipe's own (config overrides, by config file name):
 # BasicVSR trains on one 7-frame clip of 64×64 LR as in the PyTorch comparison of issue 19
 # (experiments/published_speed.py); its inference rows keep the recipe's 15 frames.
-TRAIN_OVERRIDES = {"basicvsr": {"batch_size": 1, "data.num_frames": 7}}
+# BasicVSR++ likewise (its recipe's 30-frame clips: inference on 15 as basicvsr's); EDVR trains
+# a batch of 4 windows (its recipe: 32).
+TRAIN_OVERRIDES = {
+    "basicvsr": {"batch_size": 1, "data.num_frames": 7},
+    "basicvsrpp": {"batch_size": 1, "data.num_frames": 7},
+    "edvr": {"batch_size": 4},
+}
+INFER_OVERRIDES = {"basicvsrpp": {"data.num_frames": 15}}
 # Weight files a recipe starts from (a download; speed does not depend on the weights).
 NO_INIT_KEYS = ("init_from", "model.spynet_init")
 
@@ -125,6 +135,8 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     config = load_config(spec)
     for key in NO_INIT_KEYS:
         _set(config, key, "", only_if_present=True)
+    for key, value in INFER_OVERRIDES.get(spec.partition(":")[0], {}).items():
+        _set(config, key, value)
     _reset_peak_memory()
     model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
     t = int(config.data.num_frames)
@@ -193,14 +205,15 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
         return m
 
     seconds = _timed(one, reps)
+    frames = b if config.loss.get("frames", "all") == "center" else b * t  # the frames the loss sees
     rows.append(
         {
             "model": spec,
             "task": "train",
             "size": f"{p}x{p}",
-            "frames": b * t,
-            "ms_per_frame": 1000 * seconds / (b * t),
-            "frames_per_s": b * t / seconds,
+            "frames": frames,
+            "ms_per_frame": 1000 * seconds / frames,
+            "frames_per_s": frames / seconds,
             "gflops": flops / seconds / 1e9 if flops else float("nan"),
             "compile_s": compile_s,
         }
