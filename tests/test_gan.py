@@ -295,6 +295,7 @@ def test_spatio_temporal_critic_sees_the_warped_triplet_the_triplet_and_the_lr()
     assert float(jnp.max(jnp.abs(y1 - y0))) > 1e-4  # D's input changes with the flow
 
 
+@pytest.mark.slow  # ~20-40 s of compiling on 2 cores; the D input test above stays in the default run
 def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
     """_judged: the flows D_s,t warps with, from the ping-pong pass (read backwards) and from a
     pass over the reversed clip, are the same, and are the flow network's on each pair."""
@@ -337,6 +338,7 @@ def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
     assert not flows[:, 1].any() and min(np.abs(flows[:, 0]).max(), np.abs(flows[:, 2]).max()) > 0.5
 
 
+@pytest.mark.slow  # ~20-40 s of compiling on 2 cores; the D input test above stays in the default run
 def test_tecogan_gan_step_with_warped_triplets_and_layer_loss():
     config = tiny_tecogan_config(**{"loss.flow_weight": 1.0})
     train.validate_config(config)
