@@ -100,15 +100,23 @@ def _propagation(features, num_block, dtype, *, reverse: bool, unroll: int, name
     return scanned(features, num_block, dtype, name=name)
 
 
+def upsample_x4(mdl: nn.Module, x, frames):
+    """BasicVSR's upsampling tail, shared by EDVR and IconVSR (params of `mdl`: ``upconv1``
+    (to 4·num_feat) → pixel shuffle ×2 → LeakyReLU, ``upconv2`` (to 256) → ×2 → LeakyReLU,
+    ``conv_hr`` → LeakyReLU, ``conv_last``), plus `frames` upsampled ×4 bilinearly
+    (``align_corners=False``): (M, h, w, num_feat), (M, h, w, 3) -> (M, 4h, 4w, 3)."""
+    conv = lambda f, name: layers.Conv(f, 3, dtype=mdl.dtype, parent=mdl, name=name)  # noqa: E731
+    x = _lrelu(layers.pixel_shuffle(conv(mdl.num_feat * 4, "upconv1")(x), 2))
+    x = _lrelu(layers.pixel_shuffle(conv(64 * 4, "upconv2")(x), 2))
+    x = conv(3, "conv_last")(_lrelu(conv(64, "conv_hr")(x))).astype(jnp.float32)
+    return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
+
+
 def _reconstruct(mdl: nn.Module, feat, frames):
     """The reconstruction (the same layers, params of `mdl`, for every frame):
     (M, h, w, 2·num_feat) features and their (M, h, w, 3) LR frames -> (M, 4h, 4w, 3)."""
-    conv = lambda f, k, name: layers.Conv(f, k, dtype=mdl.dtype, parent=mdl, name=name)  # noqa: E731
-    x = _lrelu(conv(mdl.num_feat, 1, "fusion")(feat))
-    x = _lrelu(layers.pixel_shuffle(conv(mdl.num_feat * 4, 3, "upconv1")(x), 2))
-    x = _lrelu(layers.pixel_shuffle(conv(64 * 4, 3, "upconv2")(x), 2))
-    x = conv(3, 3, "conv_last")(_lrelu(conv(64, 3, "conv_hr")(x))).astype(jnp.float32)
-    return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
+    x = _lrelu(layers.Conv(mdl.num_feat, 1, dtype=mdl.dtype, parent=mdl, name="fusion")(feat))
+    return upsample_x4(mdl, x, frames)
 
 
 @register("basicvsr")

@@ -45,6 +45,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vsr_jax.models import deform, frame_windows, layers, register
+from vsr_jax.models.basicvsr import upsample_x4
 from vsr_jax.models.msrresnet import ResidualBlockNoBN
 from vsr_jax.models.spynet import resize_bilinear
 
@@ -275,14 +276,10 @@ def _restore(mdl: EDVR, l1, l2, l3, center):
         feat = TSAFusion(mdl.num_feat, mdl.num_frame, c, mdl.dtype, parent=mdl, name="fusion")(aligned)
     else:
         feat = layers.Conv(mdl.num_feat, 1, dtype=mdl.dtype, parent=mdl, name="fusion")(_frames_to_channels(aligned))
-    conv = lambda f, k, name: layers.Conv(f, k, dtype=mdl.dtype, parent=mdl, name=name)  # noqa: E731
     x = feat
     for i in range(mdl.num_reconstruct_block):
         x = ResidualBlockNoBN(mdl.num_feat, dtype=mdl.dtype, parent=mdl, name=f"reconstruction_{i}")(x)
-    x = _lrelu(layers.pixel_shuffle(conv(mdl.num_feat * 4, 3, "upconv1")(x), 2))
-    x = _lrelu(layers.pixel_shuffle(conv(64 * 4, 3, "upconv2")(x), 2))
-    x = conv(3, 3, "conv_last")(_lrelu(conv(64, 3, "conv_hr")(x))).astype(jnp.float32)
-    return x + resize_bilinear(center, 4 * center.shape[1], 4 * center.shape[2], align_corners=False)
+    return upsample_x4(mdl, x, center)
 
 
 @register("edvr")

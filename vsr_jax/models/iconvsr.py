@@ -57,10 +57,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsr_jax.models import layers, register
-from vsr_jax.models.basicvsr import ConvResidualBlocks
+from vsr_jax.models.basicvsr import ConvResidualBlocks, upsample_x4
 from vsr_jax.models.edvr import PCDAlignment, TSAFusion
 from vsr_jax.models.msrresnet import ResidualBlockNoBN
-from vsr_jax.models.spynet import SpyNet, resize_bilinear
+from vsr_jax.models.spynet import SpyNet
 from vsr_jax.models.warp import warp
 
 DEFORM_GROUPS = 8  # EDVRFeatureExtractor's PCDAlignment(deformable_groups=8), fixed in BasicSR
@@ -157,10 +157,7 @@ def _forward_step(mdl: nn.Module, feat, xs):
 
 def _reconstruct(mdl: nn.Module, feat, frames):
     """(M, h, w, num_feat) forward features and their (M, h, w, 3) frames -> (M, 4h, 4w, 3)."""
-    x = _lrelu(layers.pixel_shuffle(_conv(mdl, mdl.num_feat * 4, "upconv1")(feat), 2))
-    x = _lrelu(layers.pixel_shuffle(_conv(mdl, 64 * 4, "upconv2")(x), 2))
-    x = _conv(mdl, 3, "conv_last")(_lrelu(_conv(mdl, 64, "conv_hr")(x))).astype(jnp.float32)
-    return x + resize_bilinear(frames, 4 * frames.shape[1], 4 * frames.shape[2], align_corners=False)
+    return upsample_x4(mdl, feat, frames)
 
 
 @register("iconvsr")
