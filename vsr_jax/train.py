@@ -286,15 +286,7 @@ def make_optimizer(config, learning_rate: float | None = None, *, flow: bool = T
             frozen_for(direction, int(config.fix_flow_steps)),
             optax.scale_by_learning_rate(lambda count: schedule(count) * mul),
         )
-        names = flow_modules(config)
-
-        def labels(params):
-            def label(path, _):
-                name = "/".join(str(getattr(k, "key", k)) for k in path)
-                return "flow" if any(name == n or name.startswith(n + "/") for n in names) else "rest"
-
-            return jax.tree_util.tree_map_with_path(label, params)
-
+        labels = _module_labels(flow_modules(config), "flow", "rest")
         opt = optax.multi_transform({"rest": opt, "flow": flow_tx}, labels)
     elif flow and int(config.train_only_steps) > 0:
         direction = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
@@ -303,21 +295,22 @@ def make_optimizer(config, learning_rate: float | None = None, *, flow: bool = T
         warm_tx = optax.chain(
             frozen_for(direction, int(config.train_only_steps)), optax.scale_by_learning_rate(schedule)
         )
-        opt = optax.multi_transform({"train": opt, "frozen": warm_tx}, _module_labels(config.train_only_modules))
+        labels = _module_labels(config.train_only_modules, "train", "frozen")
+        opt = optax.multi_transform({"train": opt, "frozen": warm_tx}, labels)
     if config.grad_clip_norm > 0:
         opt = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
     return opt
 
 
-def _module_labels(names):
-    """params -> a tree of "train" (under one of `names`: a top-level name or a path "a/b") or
-    "frozen" (the rest), for `optax.multi_transform`."""
+def _module_labels(names, inside: str, outside: str):
+    """params -> a tree of `inside` (under one of `names`: a top-level name or a path "a/b")
+    or `outside` (the rest), for `optax.multi_transform`."""
     names = tuple(str(n) for n in names)
 
     def labels(params):
         def label(path, _):
             name = "/".join(str(getattr(k, "key", k)) for k in path)
-            return "train" if any(name == n or name.startswith(n + "/") for n in names) else "frozen"
+            return inside if any(name == n or name.startswith(n + "/") for n in names) else outside
 
         return jax.tree_util.tree_map_with_path(label, params)
 
