@@ -63,12 +63,12 @@ def network_size(workdir: str) -> tuple[int, float]:
 
     import ml_collections
 
-    from vsr_jax import config_lib, models
+    from vsr_jax import config_lib
     from vsr_jax.models import stats
 
     with open(f"{workdir}/config.json") as f:
         config = ml_collections.ConfigDict(json.load(f))
-    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    model = config_lib.build_model(config)
     t = int(config.data.num_frames)
     return stats.count_params(model, (1, t, 32, 32, 3)), stats.flops_per_frame(model, (1, 7, 180, 320, 3)) / 1e9
 

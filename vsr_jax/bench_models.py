@@ -138,7 +138,7 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     for key, value in INFER_OVERRIDES.get(spec.partition(":")[0], {}).items():
         _set(config, key, value)
     _reset_peak_memory()
-    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    model = config_lib.build_model(config)
     t = int(config.data.num_frames)
     s = int(config.data.scale)
     params = models.init_variables(model, jax.random.key(0), jnp.zeros((1, t, 16, 16, 3)))["params"]

@@ -440,11 +440,11 @@ def model_from_config(config: dict, where: str) -> tuple[Any, Any, Any]:
     the params are ShapeDtypeStructs (jax.eval_shape: nothing is allocated)."""
     import ml_collections
 
-    from vsr_jax import config_lib, models
+    from vsr_jax import config_lib
 
     try:
         cfg = ml_collections.ConfigDict(config)
-        model = models.create_model(cfg.model.name, int(cfg.data.scale), config_lib.model_kwargs(cfg))
+        model = config_lib.build_model(cfg)
         t, s = int(cfg.data.num_frames), int(cfg.data.patch_size)
         abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, t, s, s, 3)))["params"])
     except Exception as e:  # noqa: BLE001 - a config from elsewhere may hold anything

@@ -180,6 +180,15 @@ def model_kwargs(config) -> dict:
     return {k: v for k, v in config.model.to_dict().items() if k not in TRAINING_MODEL_KEYS}
 
 
+def build_model(config, **overrides):
+    """The config's model (`config.model.name` at `data.scale` with `model_kwargs`);
+    `overrides` replace model options (e.g. dtype="bfloat16")."""
+    from vsr_jax import models
+
+    kwargs = {**model_kwargs(config), **overrides}
+    return models.create_model(config.model.name, int(config.data.scale), kwargs)
+
+
 def crop_border(config) -> int:
     return int(config.data.scale) if config.eval.crop_border < 0 else int(config.eval.crop_border)
 

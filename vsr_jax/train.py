@@ -77,7 +77,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
     """
     config_lib.check_schema(config)
     try:
-        model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+        model = config_lib.build_model(config)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(str(e).strip("'\"")) from None
     scales = getattr(type(model), "SCALES", None)
@@ -406,7 +406,7 @@ def _validate_flow_options(config) -> None:
 
 
 def build_model(config):
-    return models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    return config_lib.build_model(config)
 
 
 def _init_fn(config, model, tx, critic=None, d_tx=None):

@@ -361,9 +361,9 @@ def abstract_params(config) -> Any:
     import jax
     import jax.numpy as jnp
 
-    from vsr_jax import config_lib, models
+    from vsr_jax import config_lib
 
-    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    model = config_lib.build_model(config)
     t = max(int(config.data.num_frames), 1)
     lr = jax.ShapeDtypeStruct((1, t, 32, 32, 3), jnp.float32)
     return jax.eval_shape(model.init, jax.random.key(0), lr)["params"]
@@ -442,13 +442,10 @@ def load_weights(
 ) -> tuple[Any, Any, dict]:
     """(config, model, params) of the weight file `path` with no run folder (`prepare`, then
     the model built from the config; `dtype="bfloat16"` computes in bfloat16)."""
-    from vsr_jax import config_lib, models
+    from vsr_jax import config_lib
 
     _, config, params = prepare(path, arch=arch, scale=scale, options=options)
-    kwargs = config_lib.model_kwargs(config)
-    if dtype:
-        kwargs = {**kwargs, "dtype": dtype}
-    model = models.create_model(config.model.name, int(config.data.scale), kwargs)
+    model = config_lib.build_model(config, **({"dtype": dtype} if dtype else {}))
     return config, model, params
 
 

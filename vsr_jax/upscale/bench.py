@@ -48,7 +48,7 @@ def write_random_checkpoint(workdir: str, config, *, noise: float = 0.01, step: 
 
     from vsr_jax import checkpointing, config_lib, models
 
-    model = models.create_model(config.model.name, int(config.data.scale), config_lib.model_kwargs(config))
+    model = config_lib.build_model(config)
     t = int(config.data.num_frames)
     init_key, noise_key = jax.random.split(jax.random.key(seed))
     params = models.init_variables(model, init_key, jnp.zeros((1, max(t, 1), 16, 16, 3)))["params"]

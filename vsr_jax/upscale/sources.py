@@ -18,7 +18,7 @@ def log(message: str) -> None:
 
 def load_model(workdir: str, step: int | None, bf16: bool):
     """The checkpoint's generator (EMA when kept) as a `job.Model`; bad checkpoints are UserErrors."""
-    from vsr_jax import checkpointing, config_lib, models
+    from vsr_jax import checkpointing, config_lib
     from vsr_jax.evaluate.runs import load_run
     from vsr_jax.upscale import job
 
@@ -40,8 +40,7 @@ def load_model(workdir: str, step: int | None, bf16: bool):
         ) from None
     quiet.__exit__(None, None, None)
     if bf16:
-        kwargs = {**config_lib.model_kwargs(config), "dtype": "bfloat16"}
-        model = models.create_model(config.model.name, int(config.data.scale), kwargs)
+        model = config_lib.build_model(config, dtype="bfloat16")
     label = f"{os.path.realpath(workdir)}@{step}{'/bf16' if bf16 else ''}"
     log(f"model: {config.model.name} x{config.data.scale} from {workdir} step {step}{' (bfloat16)' if bf16 else ''}")
     return job.Model(model, params, int(config.data.num_frames), label)
