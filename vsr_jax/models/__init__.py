@@ -78,9 +78,9 @@ def compute_dtype(value) -> Any:
 def init_variables(model: nn.Module, rng: jax.Array, lr: jax.Array) -> dict:
     """`model.init(rng, lr)`, jitted, with the quick-to-compile Threefry variant.
 
-    XLA:CPU takes 5–20 s to compile the default (partitionable) Threefry for a network
-    with many small kernels, against ~2 s for the classic one (measured on 2 cores); the
-    numbers differ but are just as random and still reproducible from the seed.
+    XLA:CPU compiles the default (partitionable) Threefry for a network with many small
+    kernels several times slower than the classic one; the numbers differ but are just as
+    random and still reproducible from the seed.
     """
     with jax.threefry_partitionable(False):
         return jax.jit(model.init)(rng, lr)

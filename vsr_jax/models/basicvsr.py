@@ -152,10 +152,9 @@ class BasicVSR(nn.Module):
         n, t, h, w, _ = lr.shape
         spynet = SpyNet(self.dtype, name="spynet")
         # Training on a CPU: the propagation loops fully unrolled (XLA:CPU computes a
-        # convolution's weight gradient inside a while loop slowly; the im2col matmul of
-        # layers.loop_conv_impl was 30% slower than unrolled convolutions here: a 1x7x64x64
-        # step of the published size 14.4 s against 10.8 s on a 2-core Xeon). Training clips
-        # have one length, so this compiles once.
+        # convolution's weight gradient inside a while loop slowly, and for this model the
+        # im2col matmul of layers.loop_conv_impl was slower than unrolled convolutions).
+        # Training clips have one length, so this compiles once.
         unroll = t if train and jax.default_backend() == "cpu" else 1
         backward_trunk = _propagation(
             self.num_feat, self.num_block, self.dtype, reverse=True, unroll=unroll, name="backward_trunk"

@@ -94,8 +94,8 @@ def deform_conv2d(
     top_left = (top_left + jnp.arange(dg)).reshape(n, -1)
     take = jax.vmap(lambda r, i: r[i].reshape(ho, wo, k, dg, cg))
     corner = lambda step: take(rows, top_left + step * dg)  # noqa: E731
-    # four gathers blended elementwise (XLA fuses them into one loop; a stacked 2x2 gather
-    # or an einsum over the corners ran 1.7-1.9x slower on a 2-core Xeon)
+    # four gathers blended elementwise: XLA fuses them into one loop (a stacked 2x2 gather
+    # or an einsum over the corners was slower on XLA:CPU)
     cols = (
         ((1 - fy) * (1 - fx) * scale)[..., None] * corner(0)
         + ((1 - fy) * fx * scale)[..., None] * corner(1)

@@ -93,7 +93,7 @@ def _pad_same(x, kh: int, kw: int):
 
 def _bias_grad(g):
     """Σ over (N, h, w) of g as a matrix product: XLA:CPU's reduction over those axes is a
-    reduce-window 4-8× slower than ones @ g (1×64×64×64: 0.36 -> 0.03 ms)."""
+    reduce-window, several times slower than ones @ g."""
     m = g.size // g.shape[-1]
     return jnp.dot(jnp.ones((m,), g.dtype), g.reshape(m, g.shape[-1]), preferred_element_type=jnp.float32)
 
@@ -128,9 +128,9 @@ def conv2d(x, kernel, bias=None):
 
     On a CPU, (1) the weight gradient of a batch of 1 or 2 images is taken as that of a
     'VALID' convolution of the explicitly padded input: XLA:CPU computes it for the 'SAME'
-    form at a third of its usual speed (1×64×64, 64→64 3×3 on a 2-core Xeon: 5.7 -> 2.2 ms;
-    1×180×320: 81 -> 39 ms; batches of 7 or 16 keep the plain form, 10-25% faster there),
-    which is the unrolled recurrent models' case (one clip per step); (2) the bias gradient
+    form at a fraction of its usual speed for such small batches (larger ones keep the plain
+    form, faster there), which is the unrolled recurrent models' case (one clip per step);
+    (2) the bias gradient
     is a matrix product (`_bias_grad`). Same function and gradients up to float rounding;
     other backends use XLA's convolution and autodiff as they are.
     """
@@ -155,10 +155,9 @@ def loop_conv_impl(train: bool) -> str:
     """The conv implementation for convolutions inside a time loop (`nn.scan`).
 
     Training on a CPU: 'matmul' (see `Conv`: XLA:CPU's conv weight gradient inside a while
-    loop is ~17× slower). Otherwise 'conv': without a backward pass XLA's own convolution
-    is faster than the im2col matmul (`vsr-bench`, 2-core CPU: recurrent_gan inference on
-    7×64×64 frames went from 361 to 221 ms/frame). Both compute the same function with the
-    same parameters.
+    loop is an order of magnitude slower). Otherwise 'conv': without a backward pass XLA's
+    own convolution is faster than the im2col matmul (`vsr-bench`'s inference rows). Both
+    compute the same function with the same parameters.
     """
     return "matmul" if train and jax.default_backend() == "cpu" else "conv"
 
@@ -168,7 +167,7 @@ class Conv(nn.Module):
 
     `impl="conv"` is exactly `nn.Conv`. `impl="matmul"` computes the same function as an
     im2col matrix product: XLA:CPU computes a convolution's weight gradient inside a while
-    loop (the backward pass of `nn.scan`) ~17× slower than outside one, while a matmul's is
+    loop (the backward pass of `nn.scan`) an order of magnitude slower than outside one, while a matmul's is
     fast, so the recurrent models use it for the convolutions inside their time loop on CPU
     (`"auto"`). (N, h, w, Cin) -> (N, h, w, F).
     """
