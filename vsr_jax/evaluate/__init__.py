@@ -22,7 +22,7 @@ import numpy as np
 
 from vsr_jax import metrics, temporal_metrics
 from vsr_jax.data import degrade
-from vsr_jax.models import layers
+from vsr_jax.models import ensemble
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
 
@@ -40,10 +40,7 @@ def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8, sel
     def forward(p, x):
         if not self_ensemble:
             return model.apply({"params": p}, x, train=False)
-        outs = [
-            layers.dihedral(model.apply({"params": p}, layers.dihedral(x, k), train=False), k, True) for k in range(8)
-        ]
-        return sum(outs) / 8.0
+        return ensemble.dihedral_mean(lambda xk: model.apply({"params": p}, xk, train=False), x)[0]
 
     apply = jax.jit(lambda p, x: jnp.clip(forward(p, x), 0.0, 1.0))
 

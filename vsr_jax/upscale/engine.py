@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsr_jax.models import layers
+from vsr_jax.models import ensemble, layers
 
 MODES = ("frames", "recurrent", "windows", "sliding")
 
@@ -141,6 +141,7 @@ class Upscaler:
         self.chunk, self.overlap = int(chunk), int(overlap) if mode == "windows" else 0
         self.tile, self.tile_pad, self.tile_batch = int(tile), int(tile_pad), int(tile_batch)
         self.self_ensemble = self_ensemble
+        self._transforms = ensemble.transforms(self_ensemble)
         self.radius = temporal_radius(model) if mode == "sliding" else 0
         self.scale = int(model.scale)
         self._apply = jax.jit(self._forward, static_argnames=("max_value",))
@@ -148,32 +149,24 @@ class Upscaler:
 
     # -- the jitted model call on a batch of tile windows ---------------------------------
 
-    def _transforms(self):
-        return range(8) if self.self_ensemble else (0,)
-
     def _initial_state(self, first):
         """State of every ensemble member for tile windows of first frames (B, h, w, 3) in [0,1]."""
-        return [self.model.initial_state(layers.dihedral(first, k)) for k in self._transforms()]
+        return [self.model.initial_state(layers.dihedral(first, k)) for k in self._transforms]
 
     def _forward(self, params, x, state, max_value):
         """x (B, T, h, w, 3) of levels 0..max_value -> (SR (B, T, H, W, 3) same dtype, new state)."""
         dtype = x.dtype
         x = x.astype(jnp.float32) / max_value
-        total, new_state = 0.0, []
-        for i, k in enumerate(self._transforms()):
-            xk = layers.dihedral(x, k)
-            if state is None:
-                y = self.model.apply({"params": params}, xk, train=False)
-            else:
-                y, s = self.model.apply({"params": params}, xk, train=False, state=state[i])
-                new_state.append(s)
-            total = total + layers.dihedral(y, k, inverse=True)
-        y = total / len(self._transforms())
+        if state is None:
+            fn = lambda xk: self.model.apply({"params": params}, xk, train=False)  # noqa: E731
+        else:
+            fn = lambda xk, s: self.model.apply({"params": params}, xk, train=False, state=s)  # noqa: E731
+        y, new_state = ensemble.dihedral_mean(fn, x, self._transforms, state)
         y = jnp.clip(y, 0.0, 1.0)
         if jnp.issubdtype(dtype, jnp.integer):
             y = jnp.round(y * max_value)
         y = y.astype(dtype)
-        return y, (new_state if state is not None else None)
+        return y, new_state
 
     # -- one chunk of frames through every tile -------------------------------------------
 
