@@ -59,7 +59,7 @@ def test_bomb_image_is_refused_from_its_header(tmp_path, no_decoding, side):
     readers = {
         "image_size": lambda: video_io.image_size(str(bomb)),
         "read_image": lambda: video_io.read_image(str(bomb)),
-        "iter_image_folder": lambda: list(video_io.iter_image_folder(folder)),
+        "iter_frames": lambda: list(video_io.iter_frames(folder)),
         "probe": lambda: video_io.probe(folder),
     }
     for name, read in readers.items():

@@ -106,7 +106,7 @@ def test_decoded_once_then_memory_mapped(folder, tmp_path, monkeypatch):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(video_io, "iter_frames", fail)
-    monkeypatch.setattr(video_io, "iter_image_folder", fail)
+    monkeypatch.setattr(video_io, "decode", fail)
     source = pipeline.make_source(config.data, "train")
     assert all(isinstance(c.frames, np.memmap) for c in source.clips())
 

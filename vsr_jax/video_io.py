@@ -1,4 +1,9 @@
-"""Video decoding with PyAV (FFmpeg bundled in the wheel); no TensorFlow here.
+"""Reading and writing frames with PyAV (FFmpeg bundled in the wheel) and OpenCV; no TensorFlow here.
+
+One decode path for everyone: `probe` + `decode` (the colour matrix and range named from the
+frame's or stream's tags, 16-bit RGB for >8-bit sources, single-threaded swscale) and one
+image reader, `read_image`. The upscaler uses them directly; training and evaluation read
+uint8 through `iter_frames` / `read_frames`, which are `decode` + `to_uint8`.
 
 Input limit: no frame larger than `MAX_FRAME_PIXELS` (width × height = 8192 × 8192 =
 67,108,864 pixels; 8K UHD, 7680 × 4320, is half of it) is decoded. The size is read from
@@ -10,6 +15,7 @@ VideoError naming the file, its size and the limit, before any pixels are alloca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -95,62 +101,11 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yields the RGB frames (H, W, 3) uint8 of a video file one at a time (bounded memory).
+# -- the one decode path: probe + decode (the upscaler's reader), to_uint8 for training/eval --
 
-    Raises VideoError with the path and what to do when the file is missing, is not a
-    video, or decodes to no frames.
-    """
-    import av  # imported lazily: PyAV is only needed when a video is read
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise VideoError(f"video file not found: {path}")
-    count = 0
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path} has no video stream")
-            _limit_decoder(path, container.streams.video[0])
-            for frame in container.decode(video=0):
-                check_frame_size(f"{path}: frame {count} is", frame.width, frame.height)
-                yield frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
-                count += 1
-                if max_frames is not None and count >= max_frames:
-                    return
-    except av.error.FFmpegError as e:
-        raise VideoError(f"cannot decode {path} ({e}); is it a valid video file?") from e
-    if not count:
-        raise VideoError(f"{path} decoded to no frames; is it a valid video file?")
-
-
-def iter_image_folder(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Yields the images of a folder of frames in natural order (frame2 before frame10), RGB uint8."""
-    from PIL import Image
-
-    files = image_files(path)
-    if not files:
-        raise VideoError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    for file in files:
-        image_size(file)  # the size limit, from the header
-        try:
-            with Image.open(file) as im:
-                yield np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise VideoError(f"cannot read frame {file} ({e}); replace or remove it") from e
-
-
-def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
-    """Decodes a whole video file to RGB frames, (T, H, W, 3) uint8 (see `iter_frames`)."""
-    return np.stack(list(iter_frames(path, max_frames)))
-
-
-# -- streaming: the upscaler's reader and writers --------------------------------------------
-
-# swscale's automatic threading (PyAV's default, threads=0) is not deterministic here
-# (PyAV 18.1 / its FFmpeg): converting the same 10-bit frame RGB -> YUV -> RGB 200 times gave
-# 3 different results, and a loaded test run read a BT.709 clip with errors of ~1 %. One
-# thread per conversion is exact; decoding and encoding still run in their own threads.
+# swscale's automatic threading (PyAV's default, threads=0) is not deterministic with this
+# PyAV/FFmpeg (the same 10-bit frame converted twice can differ): one thread per conversion is
+# exact; decoding and encoding still run in their own threads.
 SWS_THREADS = 1
 
 # AVColorSpace values (what frames and streams carry) -> the matrix swscale converts with
@@ -345,6 +300,52 @@ def decode(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
                 yield pts, rgb.to_ndarray()
     except av.error.FFmpegError as e:
         raise VideoError(f"{info.path} could not be decoded past frame {last} ({e}); is the file damaged?") from e
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """The one conversion of `decode`'s / `read_image`'s frames to the uint8 that training and
+    evaluation use: uint8 unchanged; uint16 (>8-bit sources, full 16-bit range) rounded to the
+    nearest of 256 levels, round(v / 257) = (v + 128) // 257 exactly (257 is odd: no ties).
+
+    Rounding the upscaler's 16-bit frames, rather than asking swscale for rgb24 from a 10-bit
+    source, keeps one decoder for every reader and is exact integer arithmetic, the same on every
+    machine; swscale's own 10 -> 8 bit conversion is not the rounding of its 16-bit output.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint8:
+        return frame
+    if frame.dtype != np.uint16:
+        raise TypeError(f"frames are uint8 or uint16, not {frame.dtype}")
+    return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def iter_frames(source: str | os.PathLike | VideoInfo) -> Iterator[np.ndarray]:
+    """Training's and evaluation's reader: the RGB frames (H, W, 3) uint8 of a video file or a
+    folder of frames (natural order), one at a time (bounded memory): `probe` + `decode` +
+    `to_uint8`, so they are the upscaler's frames. `source` may be `probe`'s VideoInfo.
+
+    A truncated file is read as far as it goes (as FFmpeg would); VideoError with the path and
+    what to do for a missing, unreadable or empty input.
+    """
+    if isinstance(source, VideoInfo):
+        info = source
+    else:
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise VideoError(f"video file not found: {path}")
+        info = probe(path, allow_truncated=True)
+    count = 0
+    with contextlib.closing(decode(info)) as frames:
+        for _, frame in frames:
+            yield to_uint8(frame)
+            count += 1
+    if not count:
+        raise VideoError(f"{info.path} decoded to no frames; is it a valid video file?")
+
+
+def read_frames(source: str | os.PathLike | VideoInfo) -> np.ndarray:
+    """A whole video file or folder of frames as (T, H, W, 3) uint8 (see `iter_frames`)."""
+    return np.stack(list(iter_frames(source)))
 
 
 def output_pix_fmt(codec: str, info: VideoInfo, requested: str = "") -> str:

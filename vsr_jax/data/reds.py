@@ -59,13 +59,7 @@ class FrameFiles:
         return len(self.files)
 
     def _read(self, file: str) -> np.ndarray:
-        from PIL import Image
-
-        try:
-            with Image.open(file) as im:
-                frame = np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise UserError(f"cannot read frame {file} ({e}); replace or remove it") from None
+        frame = video_io.to_uint8(video_io.read_image(file))  # as every reader of frames (VideoError: a UserError)
         if frame.shape != self.shape[1:]:
             raise UserError(f"{file} is {frame.shape[1]}×{frame.shape[0]}, not {self.shape[2]}×{self.shape[1]}")
         return frame

@@ -2,12 +2,14 @@
 
 DIR holds video files (mp4, mkv, mov, webm, avi, … — anything FFmpeg decodes through
 PyAV) and/or sub-folders of frames (png/jpg/…, natural order), searched recursively.
-Each input is decoded once into an uncompressed frame cache (``data.cache_dir``, default
-``~/.cache/vsr_jax/frames``; keyed by path, size and modification time) that training
-memory-maps, so memory stays bounded however much footage there is. Before an input is
-decoded, its cache size (frames × H × W × 3 bytes) is compared with the free space of the
-cache folder; if it does not fit, a one-line UserError says how much is needed and free.
-Frames over `video_io.MAX_FRAME_PIXELS` (8192 × 8192) are refused before decoding.
+Frames are read as every other reader reads them (`video_io.iter_frames`: the upscaler's
+decoder, >8-bit sources rounded to uint8). Each input is decoded once into an uncompressed
+frame cache (``data.cache_dir``, default ``~/.cache/vsr_jax/frames``; keyed by path, size,
+modification time and `CACHE_VERSION`) that training memory-maps, so memory stays bounded
+however much footage there is. Before an input is decoded, its cache size (frames × H × W
+× 3 bytes) is compared with the free space of the cache folder; if it does not fit, a
+one-line UserError says how much is needed and free. Frames over
+`video_io.MAX_FRAME_PIXELS` (8192 × 8192) are refused before decoding.
 
 * Scene cuts are found with a frame-difference threshold (`data.cut_threshold`, mean
   absolute difference on the 0–255 scale); training windows of `data.num_frames` frames
@@ -29,7 +31,7 @@ import shutil
 
 import numpy as np
 
-from vsr_jax import video_io
+from vsr_jax import fileio, video_io
 from vsr_jax.data import scenes, sources
 from vsr_jax.errors import UserError
 
@@ -91,13 +93,19 @@ def _cache_root(data) -> str:
     return os.path.join(base, "vsr_jax", "frames")
 
 
+# Part of every cache key: bumped whenever the same file decodes to other pixels, so that an
+# old cache is never reused. 2: frames from `video_io.decode`, >8-bit videos and 16-bit
+# images rounded from 16 bits (1 took swscale's rgb24 of a 10-bit frame, PIL's of a 16-bit PNG).
+CACHE_VERSION = 2
+
+
 def _fingerprint(item: Input) -> str:
     if item.is_folder:
         stats = sorted((f, os.stat(os.path.join(item.path, f)).st_mtime_ns) for f in os.listdir(item.path))
-        key = json.dumps([os.path.abspath(item.path), stats])
+        key = json.dumps([CACHE_VERSION, os.path.abspath(item.path), stats])
     else:
         st = os.stat(item.path)
-        key = json.dumps([os.path.abspath(item.path), st.st_size, st.st_mtime_ns])
+        key = json.dumps([CACHE_VERSION, os.path.abspath(item.path), st.st_size, st.st_mtime_ns])
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
@@ -105,9 +113,9 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-def check_free_space(item: Input, cache_root: str) -> int:
-    """The bytes `item` takes in the frame cache (frames × H × W × 3, from the header and a
-    demux, no decoding); raises UserError if the cache folder's disk has less free."""
+def check_free_space(item: Input, cache_root: str) -> video_io.VideoInfo:
+    """`item` probed (`video_io.probe`: the header and a demux, no decoding); raises UserError
+    if the cache folder's disk has less free than its frames take there (frames × H × W × 3)."""
     info = video_io.probe(item.path, allow_truncated=True)  # also refuses frames over the size limit
     need = info.frames * info.width * info.height * 3
     free = shutil.disk_usage(cache_root).free
@@ -116,7 +124,7 @@ def check_free_space(item: Input, cache_root: str) -> int:
             f"decoding {item.path} into the frame cache needs ~{_size(need)} in {cache_root}, {_size(free)} free; "
             "free space there or point --config.data.cache_dir at a bigger disk"
         )
-    return need
+    return info
 
 
 def decode_cached(item: Input, cache_root: str, cut_threshold: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -125,31 +133,18 @@ def decode_cached(item: Input, cache_root: str, cut_threshold: float) -> tuple[n
     key = os.path.join(cache_root, _fingerprint(item))
     meta_path = key + ".json"
     if not os.path.exists(meta_path):
-        check_free_space(item, cache_root)
-        frames = video_io.iter_image_folder(item.path) if item.is_folder else video_io.iter_frames(item.path)
-        tmp = f"{key}.{os.getpid()}.tmp"
-        diffs, shape, count, prev = [], None, 0, None
-        try:
-            with open(tmp, "wb") as f:
-                for frame in frames:
-                    if shape is None:
-                        shape = frame.shape
-                    elif frame.shape != shape:
-                        raise UserError(f"{item.path}: frame {count} is {frame.shape}, not {shape}; re-encode it")
-                    current = frame.astype(np.float32)
-                    if prev is not None:  # as scenes.frame_differences, one frame at a time
-                        diffs.append(float(np.mean(np.abs(current - prev))))
-                    prev = current
-                    f.write(np.ascontiguousarray(frame).tobytes())
-                    count += 1
-            os.replace(tmp, key + ".u8")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        meta = {"source": item.path, "shape": [count, *shape], "diffs": diffs}
-        with open(meta_path + ".tmp", "w") as f:
-            json.dump(meta, f)
-        os.replace(meta_path + ".tmp", meta_path)
+        info = check_free_space(item, cache_root)
+        diffs, count, prev = [], 0, None
+        with fileio.atomic_write(key + ".u8", "wb") as f:
+            for frame in video_io.iter_frames(info):  # every frame the size of the first (decode checks)
+                current = frame.astype(np.float32)
+                if prev is not None:  # as scenes.frame_differences, one frame at a time
+                    diffs.append(float(np.mean(np.abs(current - prev))))
+                prev = current
+                f.write(np.ascontiguousarray(frame).tobytes())
+                count += 1
+        shape = [count, info.height, info.width, 3]
+        fileio.write_json(meta_path, {"source": item.path, "shape": shape, "diffs": diffs})
     with open(meta_path) as f:
         meta = json.load(f)
     frames = np.memmap(key + ".u8", np.uint8, mode="r", shape=tuple(meta["shape"]))

@@ -121,9 +121,8 @@ def _lr_dirs(root: str, kind: str, scale: int) -> list[str]:
 
 
 def read_clip(path: str) -> np.ndarray:
-    """Frames of a folder of images or of a video file: (T, H, W, 3) uint8."""
-    if os.path.isdir(path):
-        return np.stack(list(video_io.iter_image_folder(path)))
+    """Frames of a folder of images or of a video file: (T, H, W, 3) uint8, as training and
+    the upscaler read them (`video_io.read_frames`)."""
     return video_io.read_frames(path)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vsr_jax import video_io
+from vsr_jax import fileio, video_io
 from vsr_jax.errors import UserError
 from vsr_jax.upscale import engine, paths
 
@@ -103,13 +103,6 @@ def is_video_path(path: str) -> bool:
     return path.lower().endswith(video_io.VIDEO_EXTENSIONS)
 
 
-def _write_json(path: str, obj: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def _save_state(path: str, state) -> None:
     """A recurrent state (pytree of arrays, bfloat16 included) to an .npz, bit for bit."""
     import jax
@@ -117,9 +110,8 @@ def _save_state(path: str, state) -> None:
     leaves = [np.asarray(x) for x in jax.tree.leaves(state)]
     dtypes = json.dumps([str(x.dtype) for x in leaves])
     arrays = {f"leaf_{i}": x.view(f"u{x.dtype.itemsize}") for i, x in enumerate(leaves)}  # raw bits
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, dtypes=np.array(dtypes), **arrays)
-    os.replace(tmp, path)
+    with fileio.atomic_write(path, "wb") as f:
+        np.savez(f, dtypes=np.array(dtypes), **arrays)
 
 
 def _load_state(path: str, like):
@@ -133,6 +125,12 @@ def _load_state(path: str, like):
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
+def probe_input(source: str, options: Options) -> video_io.VideoInfo:
+    """The input as a job reads it (`video_io.decode(info)` gives its frames): `video_io.probe`
+    with the job's frame rate for folders and its policy for truncated files."""
+    return video_io.probe(source, folder_fps=options.folder_fps, allow_truncated=options.allow_truncated)
+
+
 class _Stop(Exception):
     """Another stage failed or the user interrupted: this stage stops quietly."""
 
@@ -142,7 +140,7 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     t_start = time.perf_counter()
     to_video = is_video_path(output)
     paths.check_output(source, output, options.overwrite, to_video)
-    info = video_io.probe(source, folder_fps=options.folder_fps, allow_truncated=options.allow_truncated)
+    info = probe_input(source, options)
     mode = engine.stream_mode(model.model, model.num_frames)
     chunk = options.chunk or DEFAULT_CHUNK[mode]
     if mode == "windows" and options.overlap > chunk // 2:
@@ -356,9 +354,9 @@ def _open_work_dir(work: str, signature: dict, log) -> dict:
         log(f"discarding {work}: it was left by a run with other input, model or settings")
         paths.discard_work_dir(work)
     paths.make_work_dir(work)
-    _write_json(sig_path, signature)
+    fileio.write_json(sig_path, signature, indent=1)
     progress = {"segments": 0, "frames": 0, "complete": False}
-    _write_json(progress_path, progress)
+    fileio.write_json(progress_path, progress, indent=1)
     return progress
 
 
@@ -421,7 +419,7 @@ class _SegmentWriter:
         """Records `segments` finished segments (the frames in them) in progress.json."""
         self.segments_done = segments
         progress = {"segments": segments, "frames": self.frames_done, "complete": complete}
-        _write_json(os.path.join(self.work, "progress.json"), progress)
+        fileio.write_json(os.path.join(self.work, "progress.json"), progress, indent=1)
 
     def finish(self) -> None:
         if self.current is not None:

@@ -29,9 +29,11 @@ from vsr_jax.errors import UserError
 MARKER = ".vsr-upscale"  # written into every frames folder vsr-upscale makes
 FRAME_NAME = re.compile(r"frame_\d{6,}\.png")
 WORK_SUFFIX = ".vsr-upscale"
-# what a work folder may hold: the job's signature, progress, segments, recurrent states, frames
+# what a work folder may hold: the job's signature, progress, segments, recurrent states, frames,
+# and the temporary files `fileio.atomic_write` writes them under (older versions: .tmp, .tmp.npz)
 _WORK_ENTRY = re.compile(
-    r"((job|progress)\.json(\.tmp)?|seg_\d{5,}\.mp4(\.part)?|state_\d{5,}\.npz(\.tmp\.npz)?|frames|replaced|joined\..+)"
+    r"((job|progress)\.json(\.tmp)?|seg_\d{5,}\.mp4(\.part)?|state_\d{5,}\.npz(\.tmp\.npz)?|frames|replaced|joined\..+"
+    r"|\.((job|progress)\.json|state_\d{5,}\.npz)\.\w{8}\.tmp)"
 )
 
 
