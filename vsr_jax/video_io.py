@@ -3,7 +3,9 @@
 One decode path for everyone: `probe` + `decode` (the colour matrix and range named from the
 frame's or stream's tags, 16-bit RGB for >8-bit sources, single-threaded swscale) and one
 image reader, `read_image`. The upscaler uses them directly; training and evaluation read
-uint8 through `iter_frames` / `read_frames`, which are `decode` + `to_uint8`.
+uint8 through `iter_frames` / `read_frames`, which are `decode` + `to_uint8`. The upscaler's
+writers live here too (over 500 lines, on purpose): they convert back with the same colour
+matrix and range tables, so reading and writing cannot drift apart.
 
 Input limit: no frame larger than `MAX_FRAME_PIXELS` (width × height = 8192 × 8192 =
 67,108,864 pixels; 8K UHD, 7680 × 4320, is half of it) is decoded. The size is read from
