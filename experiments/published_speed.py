@@ -526,7 +526,7 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
             r = torch_side(op="grad", case=name, input=x_path, cotangent=g_path, reps=1)
             return r["times"][0], r["cpu"][0]
     else:
-        from vsr_jax import sharding, train
+        from vsr_jax import optimizers, sharding, train_state, train_step
 
         hr = rng.uniform(0, 1, lr_shape[:-3] + (4 * h, 4 * w, 3)).astype(np.float32)
         lq_path, gt_path = os.path.join(tmp, f"{name}_lq.npy"), os.path.join(tmp, f"{name}_gt.npy")
@@ -534,14 +534,14 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
         np.save(gt_path, _to_torch_layout(hr))
         config = _train_config(arch, size, shape)
         mesh = sharding.make_mesh(jax.devices()[:1])
-        tx = train.make_optimizer(config)
-        state = train.create_train_state(config, model, tx, mesh)
+        tx = optimizers.make_optimizer(config)
+        state = train_state.create_train_state(config, model, tx, mesh)
         rep = sharding.replicated(mesh)  # as create_train_state's: the step then compiles once
         params_d = jax.device_put(jax.tree.map(jnp.asarray, params), rep)
         state = state.replace(params=params_d, opt_state=jax.jit(tx.init, out_shardings=rep)(params_d))
         five = (lambda a: a) if t is not None else (lambda a: a[:, None])
         batch = sharding.global_batch({"lr": five(lr), "hr": five(hr)}, mesh)
-        step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+        step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
         holder = {"state": state}
         t0 = time.perf_counter()
         holder["state"], metrics = step(holder["state"], batch)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from tests.conftest import ROOT, load_config
-from vsr_jax import config_lib, models, train
+from vsr_jax import config_lib, models
 
 CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
 
@@ -16,7 +16,7 @@ def test_every_recipe_is_listed():
 
 def _check_builds(config):
     """The config validates and its model maps a training patch to the HR patch (shapes only)."""
-    train.validate_config(config)
+    config_lib.validate(config)
     d = config.data
     model = models.create_model(config.model.name, int(d.scale), config_lib.model_kwargs(config))
     lr = jax.ShapeDtypeStruct((1, d.num_frames, d.patch_size, d.patch_size, 3), jnp.float32)

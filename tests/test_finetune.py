@@ -12,7 +12,7 @@ import pytest
 
 from tests import published_helpers as ph
 from tests.conftest import ROOT, load_config, override, tiny_unet_config
-from vsr_jax import checkpointing, config_lib, init_from, sharding, train
+from vsr_jax import checkpointing, config_lib, init_from, optimizers, resume, sharding, train, train_state
 from vsr_jax.errors import ConfigError, UserError
 from vsr_jax.pretrained import convert, download, importer
 
@@ -63,7 +63,7 @@ def flow_run():
     """Four updates of `make_optimizer(tiny_flow_config())` (fix_flow_steps 2, flow_lr_mul
     0.125) on random gradients: (config, tx, update, gradients, [state after 0..4 updates])."""
     config = tiny_flow_config()
-    tx = train.make_optimizer(config)
+    tx = optimizers.make_optimizer(config)
     rng = np.random.default_rng(0)
     grads = [_tree(rng) for _ in range(4)]
 
@@ -75,7 +75,9 @@ def flow_run():
         )
 
     params = jax.tree.map(np.asarray, _tree(np.random.default_rng(1), scale=0.01))  # small: fine float32 steps
-    state = train.TrainState(step=np.int32(0), params=params, opt_state=tx.init(params), guard=train.new_guard())
+    state = train_state.TrainState(
+        step=np.int32(0), params=params, opt_state=tx.init(params), guard=train_state.new_guard()
+    )
     states = [jax.device_get(state)]
     for g in grads:
         state = update(state, g)
@@ -117,10 +119,10 @@ def test_a_run_stopped_inside_or_after_the_freeze_resumes_bit_exact(flow_run, tm
     ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1, async_save=False)
     ckpt.save(stop, jax.tree.map(jax.numpy.asarray, states[stop]), config.to_dict(), {}, force=True)
     abstract = checkpointing.abstract_like(jax.tree.map(jax.numpy.asarray, states[0]))
-    fields, step, _, _ = ckpt.restore_newest(train.state_fields(abstract))
+    fields, step, _, _ = ckpt.restore_newest(train_state.state_fields(abstract))
     ckpt.close()
     assert step == stop
-    state = train.TrainState(**fields)
+    state = train_state.TrainState(**fields)
     for g in grads[stop:]:
         state = update(state, g)
     for a, b in zip(_leaves(jax.device_get(state)), _leaves(states[4]), strict=True):
@@ -133,19 +135,21 @@ def test_resuming_with_the_flow_options_turned_off_names_them(flow_run, tmp_path
     ckpt.save(1, jax.tree.map(jax.numpy.asarray, states[1]), config.to_dict(), {}, force=True)
     plain = tiny_flow_config(flow_lr_mul=1.0, fix_flow_steps=0, total_steps=9)  # total_steps: no shape
     params = jax.tree.map(jax.numpy.asarray, states[0].params)
-    state = train.TrainState(np.int32(0), params, train.make_optimizer(plain).init(params), guard=train.new_guard())
+    state = train_state.TrainState(
+        np.int32(0), params, optimizers.make_optimizer(plain).init(params), guard=train_state.new_guard()
+    )
     abstract = checkpointing.abstract_like(state)
-    check = train._refuse_other_model(str(tmp_path), abstract, plain.to_dict())
+    check = resume.refuse_other_model(str(tmp_path), abstract, plain.to_dict())
     with pytest.raises(checkpointing.CheckpointError, match=r"fix_flow_steps: 2 -> 0; flow_lr_mul: 0.125 -> 1.0") as e:
-        ckpt.restore_newest(train.state_fields(abstract), check=check)
+        ckpt.restore_newest(train_state.state_fields(abstract), check=check)
     ckpt.close()
     assert "total_steps" not in str(e.value)
 
 
 def test_a_nested_flow_module_is_its_own_group(monkeypatch):
     """A flow network inside a submodule (realbasicvsr's basicvsr/spynet) by its path."""
-    monkeypatch.setattr(train, "flow_modules", lambda config: ("outer/spynet",))
-    tx = train.make_optimizer(tiny_flow_config(fix_flow_steps=1))
+    monkeypatch.setattr(optimizers, "flow_modules", lambda config: ("outer/spynet",))
+    tx = optimizers.make_optimizer(tiny_flow_config(fix_flow_steps=1))
     params = {"outer": {"spynet": {"k": np.ones(2, np.float32)}, "spynet2": {"k": np.ones(2, np.float32)}}}
     grads = jax.tree.map(np.ones_like, params)
     updates, _ = tx.update(grads, tx.init(params), params)
@@ -155,7 +159,7 @@ def test_a_nested_flow_module_is_its_own_group(monkeypatch):
 def test_without_the_options_the_optimizer_state_is_the_plain_one():
     config = tiny_flow_config(flow_lr_mul=1.0, fix_flow_steps=0)
     params = {"flownet": {"k": np.zeros(2, np.float32)}, "conv": {"k": np.zeros(3, np.float32)}}
-    plain = jax.tree.structure(train.make_optimizer(config).init(params))
+    plain = jax.tree.structure(optimizers.make_optimizer(config).init(params))
     assert plain == jax.tree.structure(optax.adam(optax.constant_schedule(1e-3)).init(params))
 
 
@@ -172,7 +176,7 @@ def test_without_the_options_the_optimizer_state_is_the_plain_one():
 )
 def test_flow_options_on_a_model_without_a_flow_network_are_one_line(make, message):
     with pytest.raises(ConfigError, match=message) as e:
-        train.validate_config(make())
+        config_lib.validate(make())
     assert "\n" not in str(e.value)
 
 
@@ -199,8 +203,8 @@ def msrresnet_config(**overrides):
 
 
 def _abstract_params(config):
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    return train.abstract_train_state(config, model, tx, sharding.make_mesh()).params
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    return train_state.abstract_train_state(config, model, tx, sharding.make_mesh()).params
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +246,8 @@ def test_a_fresh_run_starts_from_the_file_params(file_params):
     weights, record = init_from.starting_weights(config, _abstract_params(config))
     assert record["init_from"]["sha256"] == download.sha256_file(PTH) and record["init_from"]["kind"] == "file"
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    state = train._with_weights(train.create_train_state(config, model, tx, mesh), weights, mesh)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    state = train_state.with_weights(train_state.create_train_state(config, model, tx, mesh), weights, mesh)
     for tree in (state.params, state.ema):  # step 0: the file's params, the EMA too
         for a, b in zip(_leaves(tree), _leaves(file_params), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -395,7 +399,7 @@ def test_spynet_init_on_a_model_without_a_flow_network_is_one_line():
     config = tiny_unet_config()
     config.model.spynet_init = "spynet_sintel_final"
     with pytest.raises(ConfigError, match="model.spynet_init act on a model's flow network; 'unet' has none"):
-        train.validate_config(config)
+        config_lib.validate(config)
 
 
 @pytest.mark.slow

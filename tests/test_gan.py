@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_config, override
-from vsr_jax import sharding, train
+from vsr_jax import adversarial, config_lib, errors, optimizers, sharding, train, train_state, train_step
 from vsr_jax.data import pipeline
 
 
@@ -28,11 +28,11 @@ def tiny_gan_config(**overrides):
 
 def _setup(config):
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    critic = train.Critic(config)
-    d_tx = train.make_optimizer(config, learning_rate=config.gan.learning_rate)
-    state = train.create_train_state(config, model, tx, mesh, critic, d_tx)
-    step = train.jit_train_step(train.make_train_step(model, tx, config, critic=critic, d_tx=d_tx), mesh)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    critic = adversarial.Critic(config)
+    d_tx = optimizers.make_optimizer(config, learning_rate=config.gan.learning_rate)
+    state = train_state.create_train_state(config, model, tx, mesh, critic, d_tx)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config, critic=critic, d_tx=d_tx), mesh)
     batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
     return state, step, batch
 
@@ -85,8 +85,8 @@ def _check_r1_step(config, g_params, d0, batch, d1, loss_d):
     from vsr_jax import losses
 
     gamma = float(config.gan.r1_gamma)
-    critic, model = train.Critic(config), train.build_model(config)
-    d_tx = train.make_optimizer(config, learning_rate=config.gan.learning_rate)
+    critic, model = adversarial.Critic(config), config_lib.build_model(config)
+    d_tx = optimizers.make_optimizer(config, learning_rate=config.gan.learning_rate)
     lr, hr = (np.asarray(batch[k]) for k in ("lr", "hr"))
     fake = model.apply({"params": g_params}, lr, train=True)
 
@@ -153,18 +153,18 @@ def _images(workdir: str) -> dict:
 
 
 def test_gan_config_errors_are_named():
-    with pytest.raises(train.ConfigError, match="unknown gan.loss 'wgan'"):
-        train.validate_config(tiny_gan_config(**{"gan.loss": "wgan"}))
-    with pytest.raises(train.ConfigError, match="unknown gan.discriminator"):
-        train.validate_config(tiny_gan_config(**{"gan.discriminator": "unet"}))
-    with pytest.raises(train.ConfigError, match="needs data.num_frames >= 3"):
-        train.validate_config(tiny_gan_config(**{"gan.discriminator": "spatio_temporal"}))
-    with pytest.raises(train.ConfigError, match="gan.d_features must be comma-separated widths"):
-        train.validate_config(tiny_gan_config(**{"gan.d_features": "wide"}))
-    narrow = train.Critic(tiny_gan_config(**{"gan.discriminator": "vgg", "gan.d_features": "8,8,16,16,16"}))
+    with pytest.raises(errors.ConfigError, match="unknown gan.loss 'wgan'"):
+        config_lib.validate(tiny_gan_config(**{"gan.loss": "wgan"}))
+    with pytest.raises(errors.ConfigError, match="unknown gan.discriminator"):
+        config_lib.validate(tiny_gan_config(**{"gan.discriminator": "unet"}))
+    with pytest.raises(errors.ConfigError, match="needs data.num_frames >= 3"):
+        config_lib.validate(tiny_gan_config(**{"gan.discriminator": "spatio_temporal"}))
+    with pytest.raises(errors.ConfigError, match="gan.d_features must be comma-separated widths"):
+        config_lib.validate(tiny_gan_config(**{"gan.d_features": "wide"}))
+    narrow = adversarial.Critic(tiny_gan_config(**{"gan.discriminator": "vgg", "gan.d_features": "8,8,16,16,16"}))
     assert narrow.module.features == (8, 8, 16, 16, 16)
-    with pytest.raises(train.ConfigError, match="vgg_weights"):
-        train.build_perceptual(tiny_gan_config(**{"loss.perceptual_weight": 1.0}))
+    with pytest.raises(errors.ConfigError, match="vgg_weights"):
+        train_step.build_perceptual(tiny_gan_config(**{"loss.perceptual_weight": 1.0}))
 
 
 def test_perceptual_term_on_random_vgg_joins_the_objective():
@@ -178,11 +178,11 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
         }
     )
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    perceptual, frozen = train.build_perceptual(config)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    perceptual, frozen = train_step.build_perceptual(config)
     assert {"conv1_1", "conv2_2", "conv5_4"} <= set(frozen) and len(frozen) == 16  # all of VGG19
-    state = train.create_train_state(config, model, tx, mesh)
-    step = train.jit_train_step(train.make_train_step(model, tx, config, perceptual=perceptual), mesh, frozen)
+    state = train_state.create_train_state(config, model, tx, mesh)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config, perceptual=perceptual), mesh, frozen)
     batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
     state, m = step(state, batch)
     m = jax.device_get(m)
@@ -191,8 +191,8 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
     # identical SR and HR have zero perceptual distance
     hr = batch["hr"]
     assert float(perceptual(frozen, hr, hr)) == 0.0
-    with pytest.raises(train.ConfigError, match="one weight per layer"):
-        train.build_perceptual(
+    with pytest.raises(errors.ConfigError, match="one weight per layer"):
+        train_step.build_perceptual(
             tiny_gan_config(**{"loss.perceptual_weight": 1.0, "loss.perceptual_layer_weights": "1,2"})
         )
 
@@ -214,11 +214,11 @@ def test_video_gan_warms_up_on_pixel_and_flow_then_adds_pingpong_and_temporal():
         "loss.temporal_weight": 0.3,
     }
     config = override(config, **overrides)
-    train.validate_config(config)
+    config_lib.validate(config)
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    state = train.create_train_state(config, model, tx, mesh)
-    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    state = train_state.create_train_state(config, model, tx, mesh)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
     batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
     history = []
     for _ in range(3):
@@ -230,8 +230,8 @@ def test_video_gan_warms_up_on_pixel_and_flow_then_adds_pingpong_and_temporal():
     expected = m1["loss_pixel"] + m1["loss_flow"] + 0.5 * m1["loss_pingpong"] + 0.3 * m1["loss_temporal"]
     assert m1["loss"] == pytest.approx(expected, rel=1e-5)
     assert m1["loss_pingpong"] > 0 and m1["loss_temporal"] > 0 and m1["loss_flow"] > 0
-    with pytest.raises(train.ConfigError, match="loss.temporal_weight needs a model that estimates flow"):
-        train.validate_config(tiny_gan_config(**{"loss.temporal_weight": 0.1, "data.num_frames": 3}))
+    with pytest.raises(errors.ConfigError, match="loss.temporal_weight needs a model that estimates flow"):
+        config_lib.validate(tiny_gan_config(**{"loss.temporal_weight": 0.1, "data.num_frames": 3}))
 
 
 # ---- TecoGAN's D_s,t: motion-compensated triplets, layer loss ----------------------------------
@@ -247,10 +247,12 @@ def test_tecogan_recipe_turns_on_warp_crop_and_layer_loss():
 
     for preset in ("full", "quick", "colab", "tiny"):
         config = load_config("gan", preset)
-        assert config.gan.discriminator == "spatio_temporal" and train.estimates_flow(config)
+        assert config.gan.discriminator == "spatio_temporal" and config_lib.estimates_flow(config)
         assert config.gan.warp_crop == 0.75 and config.gan.feature_matching_weight == 1.0
-        assert train.feature_matching_weights(config) == pytest.approx((0.02 / 12, 0.02 / 14, 0.02 / 24, 0.02 / 100))
-    assert losses.TECOGAN_LAYER_WEIGHTS == train.feature_matching_weights(load_config("gan", "tiny"))
+        assert adversarial.feature_matching_weights(config) == pytest.approx(
+            (0.02 / 12, 0.02 / 14, 0.02 / 24, 0.02 / 100)
+        )
+    assert losses.TECOGAN_LAYER_WEIGHTS == adversarial.feature_matching_weights(load_config("gan", "tiny"))
 
 
 def test_feature_matching_loss_by_hand():
@@ -270,7 +272,7 @@ def test_spatio_temporal_critic_sees_the_warped_triplet_the_triplet_and_the_lr()
     from vsr_jax.models import layers, warp
 
     config = tiny_tecogan_config()
-    critic = train.Critic(config)
+    critic = adversarial.Critic(config)
     assert critic.warps and critic.keep == 0.75
     rng = np.random.default_rng(0)
     frames = jnp.asarray(rng.uniform(size=(1, 4, 32, 32, 3)), jnp.float32)  # 4 frames: one triplet
@@ -304,7 +306,7 @@ def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
     from vsr_jax.models import warp
 
     config = tiny_tecogan_config()
-    model, critic = train.build_model(config), train.Critic(config)
+    model, critic = config_lib.build_model(config), adversarial.Critic(config)
     rng = np.random.default_rng(0)
     lr = jnp.asarray(rng.uniform(size=(1, 3, 8, 8, 3)), jnp.float32)
     hr = jnp.asarray(rng.uniform(size=(1, 3, 32, 32, 3)), jnp.float32)
@@ -318,8 +320,8 @@ def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
 
     @jax.jit  # one program for both (eager Flax scans compile op by op)
     def both(lr, hr):
-        pp_judged = train._judged(model, critic, params, lr, hr, *run(losses.pingpong_sequence(lr)), 4)  # noqa: SLF001
-        return pp_judged, train._judged(model, critic, params, lr, hr, *run(lr), 4)  # noqa: SLF001
+        pp_judged = adversarial.judged_by(model, critic, params, lr, hr, *run(losses.pingpong_sequence(lr)), 4)  # noqa: SLF001
+        return pp_judged, adversarial.judged_by(model, critic, params, lr, hr, *run(lr), 4)  # noqa: SLF001
 
     pp_judged, judged = both(lr, hr)
     np.testing.assert_array_equal(pp_judged[0], losses.pingpong_sequence(hr))  # D judges the ping-pong clip
@@ -341,7 +343,7 @@ def test_d_flows_are_the_generators_ping_pong_or_reversed_pass_alike():
 @pytest.mark.slow  # ~20-40 s of compiling on 2 cores; the D input test above stays in the default run
 def test_tecogan_gan_step_with_warped_triplets_and_layer_loss():
     config = tiny_tecogan_config(**{"loss.flow_weight": 1.0})
-    train.validate_config(config)
+    config_lib.validate(config)
     state, step, batch = _setup(config)
     d0 = _copy(state.d_params)
     state, m = step(state, batch)
@@ -360,22 +362,22 @@ def test_tecogan_gan_step_with_warped_triplets_and_layer_loss():
 
 def test_spatio_temporal_config_errors_and_the_unwarped_fallback(caplog):
     def error(match, **overrides):
-        with pytest.raises(train.ConfigError, match=match):
-            train.validate_config(tiny_tecogan_config(**overrides))
+        with pytest.raises(errors.ConfigError, match=match):
+            config_lib.validate(tiny_tecogan_config(**overrides))
 
     error(r"gan.warp_crop must be in \(0, 1\]", **{"gan.warp_crop": 0.0})
     error("gan.feature_matching_weight must be >= 0", **{"gan.feature_matching_weight": -1.0})
     error(r"one weight per discriminator layer \(4\), got 2", **{"gan.feature_matching_layer_weights": "1,2"})
     error("TecoGAN's default is for 4 layers", **{"gan.d_features": "8,8,16"})
     error("comma-separated numbers", **{"gan.feature_matching_layer_weights": "a,b,c,d"})
-    with pytest.raises(train.ConfigError, match="gan.warp_crop needs gan.discriminator=spatio_temporal"):
-        train.validate_config(tiny_gan_config(**{"gan.warp_crop": 0.75}))
-    with pytest.raises(train.ConfigError, match="gan.feature_matching_weight needs gan.discriminator=spatio"):
-        train.validate_config(tiny_gan_config(**{"gan.feature_matching_weight": 1.0}))
-    train.validate_config(tiny_tecogan_config(**{"gan.d_features": "8,8,16", "gan.feature_matching_weight": 0.0}))
+    with pytest.raises(errors.ConfigError, match="gan.warp_crop needs gan.discriminator=spatio_temporal"):
+        config_lib.validate(tiny_gan_config(**{"gan.warp_crop": 0.75}))
+    with pytest.raises(errors.ConfigError, match="gan.feature_matching_weight needs gan.discriminator=spatio"):
+        config_lib.validate(tiny_gan_config(**{"gan.feature_matching_weight": 1.0}))
+    config_lib.validate(tiny_tecogan_config(**{"gan.d_features": "8,8,16", "gan.feature_matching_weight": 0.0}))
     # a model without flows: D_s,t sees unwarped triplets, and the log says so
     unaligned = tiny_gan_config(**{"gan.discriminator": "spatio_temporal", "data.num_frames": 3})
-    assert not train.Critic(unaligned).warps
+    assert not adversarial.Critic(unaligned).warps
     with caplog.at_level("WARNING"):
-        train.validate_config(unaligned)
+        config_lib.validate(unaligned)
     assert "estimates no flow, so D sees unwarped triplets" in caplog.text

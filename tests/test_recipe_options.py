@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_config, override
-from vsr_jax import checkpointing, config_lib, losses, models, sharding, train
+from vsr_jax import checkpointing, config_lib, losses, models, optimizers, sharding, train, train_state, train_step
 from vsr_jax.errors import ConfigError
 
 LR = 1e-3
@@ -28,17 +28,17 @@ def tiny_edvr_config(**overrides):
 
 
 def _setup(config):
-    model = train.build_model(config)
+    model = config_lib.build_model(config)
     mesh = sharding.make_mesh(jax.devices()[:1])
-    tx = train.make_optimizer(config)
-    state = train.create_train_state(config, model, tx, mesh)
+    tx = optimizers.make_optimizer(config)
+    state = train_state.create_train_state(config, model, tx, mesh)
     rng = np.random.default_rng(0)
     n, t, p, s = config.batch_size, config.data.num_frames, config.data.patch_size, config.data.scale
     batch = {
         "lr": rng.uniform(0, 1, (n, t, p, p, 3)).astype(np.float32),
         "hr": rng.uniform(0, 1, (n, t, s * p, s * p, 3)).astype(np.float32),
     }
-    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
     return model, state, sharding.global_batch(batch, mesh), batch, step
 
 
@@ -95,7 +95,7 @@ def test_cosine_restart_periods_follow_basicsr():
     config = config_lib.base_config()
     config.learning_rate, config.lr_schedule, config.total_steps = 4e-4, "cosine_restarts", 60
     config.lr_restart_periods, config.lr_min_ratio = (10, 20, 30), 1e-7 / 4e-4
-    schedule = train.make_schedule(config)
+    schedule = optimizers.make_schedule(config)
 
     def basicsr(i):  # CosineAnnealingRestartLR, restart weights 1
         ends = np.cumsum((10, 20, 30))
@@ -118,18 +118,18 @@ def test_cosine_restart_periods_follow_basicsr():
 )
 def test_bad_options_are_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        train.validate_config(tiny_edvr_config(**overrides))
+        config_lib.validate(tiny_edvr_config(**overrides))
 
 
 def test_centre_frame_loss_refuses_the_temporal_terms():
     config = load_config("convlstm", "quick")
     config.loss.frames, config.loss.pingpong_weight = "center", 0.5
     with pytest.raises(ConfigError, match="loss.frames=center scores one frame per clip; loss.pingpong_weight"):
-        train.validate_config(config)
+        config_lib.validate(config)
     config.loss.pingpong_weight, config.fix_flow_steps = 0.0, 10
     config.train_only_modules, config.train_only_steps = ("flownet",), 5
     with pytest.raises(ConfigError, match="cannot be combined"):
-        train.validate_config(config)
+        config_lib.validate(config)
 
 
 @pytest.mark.slow
@@ -158,4 +158,4 @@ def test_recipes_follow_the_authors_numbers():
     assert not wotsa.model.with_tsa and wotsa.train_only_steps == 0
     assert (bvpp.learning_rate, bvpp.batch_size, bvpp.data.num_frames, bvpp.total_steps) == (1e-4, 8, 30, 600_000)
     assert (bvpp.flow_lr_mul, bvpp.fix_flow_steps, bvpp.model.spynet_init) == (0.25, 5000, "spynet_mmagic")
-    assert jnp.isclose(train.make_schedule(bvpp)(600_000 - 1), 1e-7, rtol=1e-2)
+    assert jnp.isclose(optimizers.make_schedule(bvpp)(600_000 - 1), 1e-7, rtol=1e-2)

@@ -23,7 +23,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, load_config, optimised_env, override, tiny_unet_config
-from vsr_jax import checkpointing, sharding, train
+from vsr_jax import (
+    checkpointing,
+    config_lib,
+    nonfinite,
+    optimizers,
+    preemption,
+    sharding,
+    train,
+    train_state,
+    train_step,
+)
 from vsr_jax.data import pipeline
 from vsr_jax.errors import ConfigError
 
@@ -131,9 +141,9 @@ def test_sigterm_saves_and_sigkill_at_a_random_step_resumes_bit_exact(tmp_path, 
 def test_a_non_finite_step_is_skipped_and_counted():
     config = tiny_unet_config(ema_decay=0.5)
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    state = train.create_train_state(config, model, tx, mesh)
-    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    state = train_state.create_train_state(config, model, tx, mesh)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
     batches = pipeline.make_train_dataset(config).as_numpy_iterator()
     state, _ = step(state, sharding.global_batch(next(batches), mesh))
     before = jax.device_get(state)
@@ -184,10 +194,10 @@ def test_non_finite_steps_in_a_row_go_back_to_the_last_good_checkpoint_with_a_lo
     warnings = [r.getMessage() for r in caplog.records if "went back to" in r.getMessage()]
     assert len(warnings) == 1 and "the checkpoint of step 20" in warnings[0] and "x0.25" in warnings[0], warnings
     ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=10)
-    abstract = train.abstract_train_state(
-        config, train.build_model(config), train.make_optimizer(config), sharding.make_mesh()
+    abstract = train_state.abstract_train_state(
+        config, config_lib.build_model(config), optimizers.make_optimizer(config), sharding.make_mesh()
     )
-    fields, step, _, metadata = ckpt.restore_newest(train.state_fields(abstract))
+    fields, step, _, metadata = ckpt.restore_newest(train_state.state_fields(abstract))
     guard = jax.device_get(fields["guard"])
     assert step == 30 and metadata["nonfinite_run"] == 0
     assert float(guard["lr_scale"]) == 0.25 and int(guard["restores"]) == 1
@@ -199,7 +209,9 @@ def test_non_finite_steps_in_a_row_go_back_to_the_last_good_checkpoint_with_a_lo
 def test_non_finite_steps_in_a_row_stop_the_run_when_asked(tmp_path, monkeypatch):
     config = tiny_unet_config(**{"nonfinite.patience": 2, "nonfinite.action": "stop", "total_steps": 10})
     _poison(monkeypatch, ["always"])
-    with pytest.raises(train.TrainingDiverged, match=r"training diverged: 2 steps in a row .*--config.learning_rate"):
+    with pytest.raises(
+        nonfinite.TrainingDiverged, match=r"training diverged: 2 steps in a row .*--config.learning_rate"
+    ):
         train.train_and_evaluate(config, str(tmp_path))
     assert checkpointing.Checkpointer(str(tmp_path), save_every=10).all_steps() == []  # nothing bad was saved
 
@@ -251,11 +263,11 @@ def test_flipped_bits_are_caught_by_the_checksums(straight_run, tmp_path):
     _, params, step = checkpointing.load_params(workdir, 20)
     assert step == 20
     config = tiny_unet_config()
-    abstract = train.abstract_train_state(
-        config, train.build_model(config), train.make_optimizer(config), sharding.make_mesh()
+    abstract = train_state.abstract_train_state(
+        config, config_lib.build_model(config), optimizers.make_optimizer(config), sharding.make_mesh()
     )
     ckpt = checkpointing.Checkpointer(workdir, save_every=10)
-    _, step, _, _ = ckpt.restore_newest(train.state_fields(abstract))
+    _, step, _, _ = ckpt.restore_newest(train_state.state_fields(abstract))
     assert step == 20 and ckpt.all_steps() == [10, 20]
     ckpt.close()
 
@@ -338,7 +350,7 @@ def _raw(config, key, value):
 )
 def test_config_errors_name_the_key(make, message):
     with pytest.raises(ConfigError, match=message):
-        train.validate_config(make(), num_devices=8)
+        config_lib.validate(make(), num_devices=8)
 
 
 def test_a_bad_config_fails_before_anything_is_compiled_or_written(tmp_path, monkeypatch):
@@ -353,11 +365,11 @@ def test_a_bad_config_fails_before_anything_is_compiled_or_written(tmp_path, mon
 
 def test_ctrl_c_asks_for_a_save_and_a_second_one_stops_at_once():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    signals = train._StopSignals(multi_process=False)
+    signals = preemption.StopSignals(multi_process=False)
     try:
         os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes, in this thread
         assert signals.signum == signal.SIGINT  # a request: the loop saves after its step
-        with pytest.raises(train.Preempted):
+        with pytest.raises(preemption.Preempted):
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):  # the handler runs at the next bytecode boundary
                 pass

@@ -3,11 +3,11 @@
 import pytest
 
 from tests.conftest import tiny_unet_config
-from vsr_jax import train
+from vsr_jax import config_lib, errors, optimizers
 
 
 def _lr(config, steps):
-    schedule = train.make_schedule(config)
+    schedule = optimizers.make_schedule(config)
     return [float(schedule(s)) for s in steps]
 
 
@@ -34,7 +34,7 @@ def test_cosine_restarts_return_to_the_peak():
 def test_step_schedule_and_bad_steps():
     config = tiny_unet_config(learning_rate=1e-3, lr_schedule="step", lr_decay_steps="100,200", lr_decay_factor=0.5)
     assert _lr(config, [0, 99, 100, 199, 200, 1000]) == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
-    with pytest.raises(train.ConfigError, match="lr_decay_steps"):
-        train.validate_config(tiny_unet_config(lr_schedule="step", lr_decay_steps="100,later"))
-    with pytest.raises(train.ConfigError, match="unknown lr_schedule"):
-        train.validate_config(tiny_unet_config(lr_schedule="linear"))
+    with pytest.raises(errors.ConfigError, match="lr_decay_steps"):
+        config_lib.validate(tiny_unet_config(lr_schedule="step", lr_decay_steps="100,later"))
+    with pytest.raises(errors.ConfigError, match="unknown lr_schedule"):
+        config_lib.validate(tiny_unet_config(lr_schedule="linear"))

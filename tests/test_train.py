@@ -12,16 +12,16 @@ import pytest
 
 import vsr_jax
 from tests.conftest import ROOT, assert_user_xla_flags, optimised_env, tiny_unet_config
-from vsr_jax import checkpointing, losses, sharding, train
+from vsr_jax import checkpointing, config_lib, losses, optimizers, sharding, train, train_state, train_step
 from vsr_jax.data import pipeline
 
 
 def test_thirty_steps_lower_the_loss_on_sample_data():
     config = tiny_unet_config()
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    state = train.create_train_state(config, model, tx, mesh)
-    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
+    state = train_state.create_train_state(config, model, tx, mesh)
+    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
 
     held = tiny_unet_config(seed=123, batch_size=64)  # fixed patches the training stream does not start with
     probe = next(pipeline.make_train_dataset(held).as_numpy_iterator())
@@ -85,21 +85,21 @@ _ONE_VS_EIGHT = textwrap.dedent(
     """
     import json, jax, numpy as np, os
     from tests.conftest import tiny_unet_config
-    from vsr_jax import sharding, train
+    from vsr_jax import config_lib, optimizers, sharding, train_state, train_step
     from vsr_jax.data import pipeline
 
     assert jax.device_count() == 8, jax.devices()
     config = tiny_unet_config()
-    model, tx = train.build_model(config), train.make_optimizer(config)
+    model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
     batches = pipeline.make_train_dataset(config).as_numpy_iterator()
     batches = [next(batches) for _ in range(10)]
-    init = train.create_train_state(config, model, tx, sharding.make_mesh(jax.devices()[:1]))
+    init = train_state.create_train_state(config, model, tx, sharding.make_mesh(jax.devices()[:1]))
     init = jax.device_get(init)
     out = {}
     for n in (1, 8):
         mesh = sharding.make_mesh(jax.devices()[:n])
         state = jax.device_put(init, sharding.replicated(mesh))
-        step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+        step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
         losses = []
         for batch in batches:  # the same 10 steps
             state, m = step(state, sharding.global_batch(batch, mesh))
@@ -113,9 +113,9 @@ _ONE_VS_EIGHT = textwrap.dedent(
     ckpt.save(2, state, config.to_dict(), {}, force=True)
     for n in (1, 4):
         target = jax.device_put(init, sharding.replicated(sharding.make_mesh(jax.devices()[:n])))
-        fields, saved_step, _, _ = ckpt.restore_newest(train.state_fields(checkpointing.abstract_like(target)))
+        fields, saved_step, _, _ = ckpt.restore_newest(train_state.state_fields(checkpointing.abstract_like(target)))
         assert saved_step == 2
-        restored = train.TrainState(**fields)
+        restored = train_state.TrainState(**fields)
         assert len(restored.params["upscale_conv"]["kernel"].sharding.device_set) == n
         for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -19,7 +19,7 @@ import pytest
 
 from tests import upscale_helpers as uh
 from tests.conftest import ROOT, override
-from vsr_jax import models, train, video_io
+from vsr_jax import config_lib, models, video_io
 from vsr_jax.errors import ConfigError
 from vsr_jax.evaluate.runs import load_run
 from vsr_jax.upscale import job
@@ -104,4 +104,4 @@ def test_float16_is_not_offered():
     with pytest.raises(ValueError, match=r"float16 is not offered.*use bfloat16"):
         models.create_model("srcnn", 2, {"dtype": "float16"})
     with pytest.raises(ConfigError, match=r"model.dtype must be one of \['bfloat16', 'float32'\], got 'float16'"):
-        train.validate_config(override(uh.tiny_config("srcnn"), **{"model.dtype": "float16"}))
+        config_lib.validate(override(uh.tiny_config("srcnn"), **{"model.dtype": "float16"}))

@@ -91,7 +91,7 @@ def test_a_file_named_like_the_name_is_read_as_a_file(tmp_path, monkeypatch):
 
 
 def test_the_trainer_takes_a_name_in_loss_vgg_weights(cache, monkeypatch):
-    from vsr_jax import config_lib, train
+    from vsr_jax import config_lib, train_step
 
     url = _closed_url("vgg19-dcbb9e9d.pth")
     monkeypatch.setitem(vgg_weights.TORCH_URLS, 19, url)
@@ -99,4 +99,4 @@ def test_the_trainer_takes_a_name_in_loss_vgg_weights(cache, monkeypatch):
     config.loss.perceptual_weight = 1.0
     config.loss.vgg_weights = "vgg19"
     with pytest.raises(UserError, match=f"^VGG19 weights for the perceptual loss: cannot download {url} "):
-        train.build_perceptual(config)
+        train_step.build_perceptual(config)

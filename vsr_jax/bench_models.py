@@ -130,7 +130,7 @@ def _peak_memory_mb() -> float:
 
 def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     """Inference and training rows of one config at each LR size (h, w)."""
-    from vsr_jax import config_lib, models, sharding, train
+    from vsr_jax import adversarial, config_lib, models, optimizers, sharding, train_state, train_step
 
     config = load_config(spec)
     for key in NO_INIT_KEYS:
@@ -171,11 +171,11 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
         _set(config, key, value)
     t = int(config.data.num_frames)
     mesh = sharding.make_mesh(jax.devices()[:1])
-    tx = train.make_optimizer(config)
-    critic = train.Critic(config) if config.gan.loss else None
-    d_tx = train.make_optimizer(config, learning_rate=config.gan.learning_rate) if critic else None
-    state = train.create_train_state(config, model, tx, mesh, critic, d_tx)
-    perceptual, frozen = train.build_perceptual(config)
+    tx = optimizers.make_optimizer(config)
+    critic = adversarial.Critic(config) if config.gan.loss else None
+    d_tx = optimizers.make_optimizer(config, learning_rate=config.gan.learning_rate) if critic else None
+    state = train_state.create_train_state(config, model, tx, mesh, critic, d_tx)
+    perceptual, frozen = train_step.build_perceptual(config)
     p = int(config.data.patch_size)
     b = int(config.batch_size)
     key = jax.random.key(2)
@@ -184,20 +184,20 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
         "hr": jax.random.uniform(key, (b, t, p * s, p * s, 3)),
     }
     batch = sharding.global_batch({k: np.asarray(v) for k, v in batch.items()}, mesh)
-    step_fn = train.make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
+    step_fn = train_step.make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
     pretrain = int(getattr(step_fn, "pretrain_steps", 0))
-    step = train.jit_train_step(step_fn, mesh, frozen)
+    step = train_step.jit_train_step(step_fn, mesh, frozen)
     if pretrain > 0:  # time the full (adversarial) step, not the warm-up
         state = state.replace(step=jnp.asarray(pretrain, jnp.int32))
     t0 = time.perf_counter()
     state, _ = step(state, batch)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
-    counted_fn = train.make_train_step(
+    counted_fn = train_step.make_train_step(
         stats.unrolled(model, t), tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual
     )
     # the adversarial program: the steady state of a GAN recipe (the others have one program)
-    flops = stats.program_flops(train.jit_train_step(counted_fn, mesh, frozen).lower(state, batch, True))
+    flops = stats.program_flops(train_step.jit_train_step(counted_fn, mesh, frozen).lower(state, batch, True))
     holder = {"state": state}
 
     def one():

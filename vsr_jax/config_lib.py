@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from vsr_jax.errors import ConfigError
+
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -152,8 +154,6 @@ def check_schema(config) -> None:
     options, which the model checks (`models.create_model`)."""
     import difflib
 
-    from vsr_jax.errors import ConfigError
-
     base = flatten(base_config().to_dict(), keep_sequences=True)
     known = set(base)
     for key, value in flatten(config.to_dict(), keep_sequences=True).items():
@@ -204,3 +204,288 @@ def flatten(d: dict, prefix: str = "", *, keep_sequences: bool = False) -> dict:
         else:
             out[key] = str(v) if isinstance(v, (list, tuple)) and not keep_sequences else v
     return out
+
+
+# ------------------------------------------------------------------------ validation
+# The training stack (jax, the models, the data pipeline, the discriminator) is imported inside the
+# checks that need it: evaluate/ and upscale/ import this module without it.
+
+LR_SCHEDULES = ("constant", "cosine", "cosine_restarts", "step")
+LOSS_FRAMES = ("all", "center")
+NONFINITE_ACTIONS = ("restore", "stop")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+    """Raises ConfigError naming the key and the fix for a config that cannot run.
+
+    Runs before anything is compiled or written: unknown keys and wrong types
+    (`check_schema`), unknown names, sizes that cannot work together (a batch that does not
+    split over `num_devices` (default: all) or the processes, a scale the model has no
+    upsampler for, patches too small for the discriminator, T < 1).
+    """
+    check_schema(config)
+    _validate_model(config)
+    _validate_data(config)
+    _validate_eval(config)
+    _validate_nonfinite(config)
+    _validate_loss(config)
+    _validate_run_lengths(config)
+    _validate_optimizer(config)
+    _validate_gan(config)
+    _validate_flow_options(config)
+    _validate_train_only(config)
+    _validate_devices(config, num_devices)
+    _validate_critic_input(config)
+
+
+def _validate_model(config) -> None:
+    try:
+        model = build_model(config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(str(e).strip("'\"")) from None
+    scales = getattr(type(model), "SCALES", None)
+    if scales is not None and config.data.scale not in scales:
+        raise ConfigError(
+            f"data.scale={config.data.scale} is not supported by model {config.model.name!r}; "
+            f"use one of {', '.join(map(str, scales))}"
+        )
+
+
+def _validate_data(config) -> None:
+    from vsr_jax.data import degrade, pipeline
+
+    for key in ("num_frames", "patch_size", "window_stride"):
+        if int(config.data[key]) < 1:
+            raise ConfigError(f"data.{key} must be >= 1, got {config.data[key]}")
+    if config.data.name not in pipeline.DATASETS:
+        raise ConfigError(f"unknown data.name {config.data.name!r}; available: {', '.join(pipeline.DATASETS)}")
+    if config.data.degradation not in degrade.DEGRADATIONS:
+        raise ConfigError(
+            f"unknown data.degradation {config.data.degradation!r}; available: {', '.join(degrade.DEGRADATIONS)}"
+        )
+    if config.data.name == "video_folder" and not config.data.path:
+        raise ConfigError("data.name=video_folder needs --config.data.path=DIR (a folder of your videos)")
+    if config.data.name == "vimeo90k" and not config.data.manual_dir:
+        raise ConfigError(
+            "data.name=vimeo90k needs --config.data.manual_dir=DIR, the folder holding vimeo_septuplet.zip "
+            "or its unpacked vimeo_septuplet/ (see README: Vimeo-90K)"
+        )
+    if config.data.scale not in (2, 3, 4, 8):
+        raise ConfigError(f"data.scale must be 2, 3, 4 or 8, got {config.data.scale}")
+
+
+def _validate_eval(config) -> None:
+    for key in ("batch_frames", "frame_stride", "preview_frames"):
+        if int(config.eval[key]) < 1:
+            raise ConfigError(f"eval.{key} must be >= 1, got {config.eval[key]}")
+
+
+def _validate_nonfinite(config) -> None:
+    nf = config.nonfinite
+    if nf.action not in NONFINITE_ACTIONS:
+        raise ConfigError(f"unknown nonfinite.action {nf.action!r}; use one of {', '.join(NONFINITE_ACTIONS)}")
+    if int(nf.patience) < 1:
+        raise ConfigError(f"nonfinite.patience must be >= 1, got {nf.patience}")
+    if not 0.0 < float(nf.lr_factor) <= 1.0:
+        raise ConfigError(f"nonfinite.lr_factor must be in (0, 1], got {nf.lr_factor}")
+    if int(nf.max_restores) < 0:
+        raise ConfigError(f"nonfinite.max_restores must be >= 0, got {nf.max_restores}")
+
+
+def _validate_loss(config) -> None:
+    from vsr_jax import losses
+
+    if config.loss.pixel not in losses.PIXEL_LOSSES:
+        raise ConfigError(f"unknown loss.pixel {config.loss.pixel!r}; available: {', '.join(losses.PIXEL_LOSSES)}")
+    if config.loss.frames not in LOSS_FRAMES:
+        raise ConfigError(f"loss.frames must be one of {', '.join(LOSS_FRAMES)}, got {config.loss.frames!r}")
+    if config.loss.frames == "center":
+        clashing = [f"loss.{k}" for k in ("pingpong_weight", "flow_weight", "temporal_weight") if config.loss[k] > 0]
+        if clashing or config.gan.loss:
+            what = ", ".join(clashing + (["gan.loss"] if config.gan.loss else []))
+            raise ConfigError(f"loss.frames=center scores one frame per clip; {what} need every frame: turn them off")
+    for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
+        if config.loss[key] > 0 and config.data.num_frames < 2:
+            raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
+    for key in ("flow_weight", "temporal_weight"):
+        if config.loss[key] > 0 and not estimates_flow(config):
+            raise ConfigError(
+                f"loss.{key} needs a model that estimates flow (recurrent_gan, convlstm_vsr with align=True); "
+                f"{config.model.name!r} does not: set loss.{key}=0"
+            )
+
+
+def _validate_run_lengths(config) -> None:
+    for field in ("batch_size", "total_steps", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every"):
+        if int(config[field]) < 1:
+            raise ConfigError(f"{field} must be >= 1, got {config[field]}")
+
+
+def _validate_optimizer(config) -> None:
+    from vsr_jax import optimizers
+
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
+    try:
+        optimizers.decay_steps(config)
+    except ValueError:
+        raise ConfigError(
+            f"lr_decay_steps must be comma-separated step numbers, got {config.lr_decay_steps!r}"
+        ) from None
+    if any(int(p) < 1 for p in config.lr_restart_periods):
+        raise ConfigError(f"lr_restart_periods must be positive step counts, got {tuple(config.lr_restart_periods)}")
+    if config.optimizer not in ("adam", "adamw"):
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'adamw'")
+    if not 0.0 <= float(config.ema_decay) < 1.0:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+
+
+def _validate_gan(config) -> None:
+    """gan.*: names, d_features, d_steps, and TecoGAN's D_s,t options (warp_crop,
+    feature_matching_*); a warning when D_s,t cannot be motion-compensated."""
+    from vsr_jax import adversarial, losses
+    from vsr_jax.models import discriminators
+
+    gan = config.gan
+    if gan.loss and gan.loss not in losses.GAN_LOSSES:
+        raise ConfigError(f"unknown gan.loss {gan.loss!r}; available: '' (off), {', '.join(losses.GAN_LOSSES)}")
+    if not gan.loss:
+        return
+    if gan.discriminator not in discriminators.DISCRIMINATORS:
+        names = ", ".join(sorted(discriminators.DISCRIMINATORS))
+        raise ConfigError(f"unknown gan.discriminator {gan.discriminator!r}; available: {names}")
+    st = gan.discriminator == "spatio_temporal"
+    if st and config.data.num_frames < 3:
+        raise ConfigError("gan.discriminator=spatio_temporal needs data.num_frames >= 3 (it sees frame triplets)")
+    adversarial.discriminator_features(config)  # raises on a malformed gan.d_features
+    if int(gan.d_steps) < 1:
+        raise ConfigError(f"gan.d_steps must be >= 1, got {gan.d_steps}")
+    if not 0.0 < float(gan.warp_crop) <= 1.0:
+        raise ConfigError(f"gan.warp_crop must be in (0, 1], got {gan.warp_crop}")
+    if float(gan.feature_matching_weight) < 0:
+        raise ConfigError(f"gan.feature_matching_weight must be >= 0, got {gan.feature_matching_weight}")
+    fm_on = float(gan.feature_matching_weight) > 0
+    for key, on in (("warp_crop", float(gan.warp_crop) != 1.0), ("feature_matching_weight", fm_on)):
+        if on and not st:
+            raise ConfigError(f"gan.{key} needs gan.discriminator=spatio_temporal; leave it at its default")
+    if fm_on:
+        adversarial.feature_matching_weights(config)  # raises on a malformed or mis-sized list
+    if st and not estimates_flow(config):
+        from absl import logging
+
+        logging.warning(
+            "gan.discriminator=spatio_temporal: model %r estimates no flow, so D sees unwarped triplets "
+            "(TecoGAN warps them with the generator's flow: recurrent_gan, convlstm_vsr with align=True)",
+            config.model.name,
+        )
+
+
+def _validate_flow_options(config) -> None:
+    """flow_lr_mul, fix_flow_steps, model.spynet_init: the model must have a flow network, in this config."""
+    from vsr_jax import models, optimizers
+    from vsr_jax.init_from import flow_modules, subtree
+
+    if float(config.flow_lr_mul) < 0:
+        raise ConfigError(f"flow_lr_mul must be >= 0, got {config.flow_lr_mul}")
+    if int(config.fix_flow_steps) < 0:
+        raise ConfigError(f"fix_flow_steps must be >= 0, got {config.fix_flow_steps}")
+    spynet_init = str(config.model.get("spynet_init", ""))
+    if not (optimizers.flow_options_set(config) or spynet_init):
+        return
+    keys = [
+        k
+        for k, on in (
+            ("flow_lr_mul", float(config.flow_lr_mul) != 1.0),
+            ("fix_flow_steps", int(config.fix_flow_steps) > 0),
+            ("model.spynet_init", bool(spynet_init)),
+        )
+        if on
+    ]
+    names = flow_modules(config)
+    if not names:
+        with_flow = ", ".join(n for n in models.available() if getattr(models.get_model_class(n), "flow_modules", ()))
+        raise ConfigError(
+            f"{' and '.join(keys)} act on a model's flow network; {config.model.name!r} has none "
+            f"(models with one: {with_flow}): leave {' and '.join(keys)} at their defaults"
+        )
+    abstract = _abstract_model_params(config)
+    if all(subtree(abstract, n) is None for n in names):
+        align = ", model.align=False" if "align" in config.model and not config.model.align else ""
+        raise ConfigError(
+            f"{' and '.join(keys)} act on the flow network of {config.model.name!r}, which this config leaves out "
+            f"(data.num_frames={config.data.num_frames}{align}): use clips of 2 or more frames"
+            f"{' and model.align=True' if align else ''}, or leave them at their defaults"
+        )
+
+
+def _validate_train_only(config) -> None:
+    from vsr_jax import optimizers
+    from vsr_jax.init_from import subtree
+
+    steps, names = int(config.train_only_steps), tuple(config.train_only_modules)
+    if steps < 0:
+        raise ConfigError(f"train_only_steps must be >= 0, got {steps}")
+    if not steps:
+        return
+    if not names:
+        raise ConfigError("train_only_steps needs train_only_modules (the modules that learn meanwhile)")
+    if optimizers.flow_options_set(config):
+        raise ConfigError("train_only_steps and flow_lr_mul / fix_flow_steps cannot be combined; use one of them")
+    abstract = _abstract_model_params(config)
+    missing = [n for n in names if subtree(abstract, str(n)) is None]
+    if missing:
+        raise ConfigError(
+            f"train_only_modules {missing} are not modules of {config.model.name!r} "
+            f"(its top-level modules: {', '.join(sorted(abstract))})"
+        )
+
+
+def _validate_devices(config, num_devices: int | None) -> None:
+    import jax
+
+    n = jax.device_count() if num_devices is None else int(num_devices)
+    if config.batch_size % n:
+        raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the number of devices ({n})")
+    if config.batch_size % jax.process_count():
+        raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the {jax.process_count()} processes")
+
+
+def _validate_critic_input(config) -> None:
+    """The discriminator's smallest input (gan.loss set): traced, not compiled."""
+    if not config.gan.loss:
+        return
+    import jax
+    import jax.numpy as jnp
+
+    from vsr_jax.adversarial import Critic
+
+    t, s = int(config.data.num_frames), int(config.data.patch_size)
+    hr = s * int(config.data.scale)
+    frames = jax.ShapeDtypeStruct((1, t, hr, hr, 3), jnp.float32)
+    lr = jax.ShapeDtypeStruct((1, t, s, s, 3), jnp.float32)
+    try:
+        jax.eval_shape(Critic(config).init, jax.random.key(0), frames, lr)
+    except ValueError as e:
+        raise ConfigError(
+            f"data.patch_size={config.data.patch_size} (HR {hr}x{hr}) is too small for gan.discriminator="
+            f"{config.gan.discriminator!r}: {str(e).splitlines()[0]}; use larger patches"
+        ) from None
+
+
+def estimates_flow(config) -> bool:
+    """Whether the config's model `sow`s its LR flows (`flow_to_prev`): recurrent_gan, convlstm_vsr with align."""
+    from vsr_jax import models
+
+    model_class = models.get_model_class(config.model.name)
+    return bool(getattr(model_class, "sows_flows", False) and config.model.get("align", True))
+
+
+def _abstract_model_params(config):
+    """The params of the config's model at its training clip size (traced, not allocated)."""
+    import jax
+    import jax.numpy as jnp
+
+    model = build_model(config)
+    d = config.data
+    lr = jax.ShapeDtypeStruct((1, int(d.num_frames), int(d.patch_size), int(d.patch_size), 3), jnp.float32)
+    return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), lr)["params"]
