@@ -24,6 +24,10 @@ import json
 import os
 import sys
 
+from vsr_jax import cli
+
+PROG = "python -m vsr_jax.pretrained"
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
@@ -123,7 +127,7 @@ def text(table: list[dict], folder: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    prog = "python -m vsr_jax.pretrained"
+    prog = PROG
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lister = sub.add_parser("list", help="the published weight files known by name")
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
     imp.add_argument("--options", default="", help="model options the shapes do not show, k=v,... (res_scale=0.1)")
     args = parser.parse_args(argv)
     if args.command == "import":
-        return import_command(args, prog)
+        return import_command(args)
     if args.command == "fetch":
         return fetch_command(args.names, prog)
     from vsr_jax.pretrained import download
@@ -166,22 +170,18 @@ def fetch_command(names: list[str], prog: str) -> int:
             entry = registry.get(name)
             for twin in (False, True) if entry.twin else (False,):
                 print(registry.fetch(entry, twin=twin))
-        except UserError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
+        except UserError as e:  # one line each; the other names are still fetched
+            print(cli.error_line(prog, e), file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
 
-def import_command(args, prog: str) -> int:
-    from vsr_jax.errors import UserError
+def import_command(args) -> int:
+    """Raises UserError for a bad file or run folder (`cli.call` makes it one line and exit 1)."""
     from vsr_jax.pretrained import importer
 
-    try:
-        options = importer.parse_options(args.options)
-        spec, _ = importer.import_weights(args.file, args.run_dir, arch=args.arch, scale=args.scale, options=options)
-    except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
+    options = importer.parse_options(args.options)
+    spec, _ = importer.import_weights(args.file, args.run_dir, arch=args.arch, scale=args.scale, options=options)
     opts = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
     print(
         f"wrote {args.run_dir}: {spec.arch} x{spec.scale} ({opts}), {spec.num_frames} frame(s); "
@@ -191,4 +191,4 @@ def import_command(args, prog: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.call(main, sys.argv[1:], prog=PROG)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 from absl import app, flags
 
@@ -156,41 +155,42 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM (kill, a scheduler): stop as on Ctrl-C, resumable
 
 
-def main(argv):
+def _prepare(argv):
+    """(pairs, batch, skipped outputs, model, options), every input checked before any work."""
     from vsr_jax.upscale import job, paths
+
+    pairs, batch = plan(argv[1:], _OUTPUT.value)
+    skipped = set()
+    for source, output in pairs:
+        if batch and os.path.lexists(output) and not _OVERWRITE.value:
+            skipped.add(output)  # done by an earlier run, or not ours: left alone, and said below
+            continue
+        paths.check_output(source, output, _OVERWRITE.value, job.is_video_path(output))
+    into = _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
+    paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
+    model = choose_model(
+        _WORKDIR.value,
+        _STEP.value,
+        _WEIGHTS.value,
+        _MODEL.value,
+        _BF16.value,
+        _PROGRESS.value,
+        denoise=_DENOISE.value,
+    )
+    if batch:
+        os.makedirs(_OUTPUT.value, exist_ok=True)
+    return pairs, batch, skipped, model, _options()
+
+
+# a setup error leaves at once, before Orbax's leftover threads print anything (nothing is
+# written yet); an error in one input of a batch is a line, and the batch goes on
+@cli.exit_path("vsr-upscale", exit_at_once=True)
+def main(argv):
+    from vsr_jax.upscale import job
 
     cli.quiet_library_logs()
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        pairs, batch = plan(argv[1:], _OUTPUT.value)
-        skipped = set()
-        for source, output in pairs:
-            if batch and os.path.lexists(output) and not _OVERWRITE.value:
-                skipped.add(output)  # done by an earlier run, or not ours: left alone, and said below
-                continue
-            paths.check_output(source, output, _OVERWRITE.value, job.is_video_path(output))
-        into = (
-            _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
-        )
-        paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
-        model = choose_model(
-            _WORKDIR.value,
-            _STEP.value,
-            _WEIGHTS.value,
-            _MODEL.value,
-            _BF16.value,
-            _PROGRESS.value,
-            denoise=_DENOISE.value,
-        )
-        options = _options()
-        if batch:
-            os.makedirs(_OUTPUT.value, exist_ok=True)
-    except UserError as e:
-        # nothing is written yet: say it on fd 2 (sys.stderr may still be captured, see
-        # sources.load_model) and leave at once, before Orbax's leftover threads print anything
-        sys.stdout.flush()
-        os.write(2, f"vsr-upscale: error: {e}\n".encode())
-        os._exit(1)
+    pairs, batch, skipped, model, options = _prepare(argv)
     failed = 0
     for source, output in pairs:
         if output in skipped:
@@ -203,20 +203,18 @@ def main(argv):
             failed += 1
             continue
         except KeyboardInterrupt:
-            log(f"vsr-upscale: interrupted; run the same command again to resume {output}")
-            sys.exit(130)
+            raise cli.Exit(130, f"interrupted; run the same command again to resume {output}") from None
         log(
             f"wrote {output}: {report.frames} frames, {report.fps:.2f} frames/s "
             f"(busy s: decode {report.decode_s:.1f}, model {report.model_s:.1f} + first chunk "
             f"{report.first_chunk_s:.1f}, encode {report.encode_s:.1f})"
         )
     if failed or skipped:
-        if batch:  # a batch that did not do everything says so in its exit status
-            log(
-                f"vsr-upscale: {failed + len(skipped)} of {len(pairs)} inputs not upscaled "
-                f"({len(skipped)} skipped, {failed} failed)"
-            )
-        sys.exit(1)
+        # a batch that did not do everything says so in its exit status
+        summary = (
+            f"{failed + len(skipped)} of {len(pairs)} inputs not upscaled ({len(skipped)} skipped, {failed} failed)"
+        )
+        raise cli.Exit(1, summary if batch else "")
 
 
 def run():

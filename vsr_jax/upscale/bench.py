@@ -26,6 +26,9 @@ import sys
 import tempfile
 import time
 
+from vsr_jax import cli
+from vsr_jax.errors import UserError
+
 RSS_GROWTH_LIMIT = 1.1
 
 
@@ -33,7 +36,7 @@ def _load_config(spec: str):
     path, _, preset = spec.partition(":")
     module_spec = importlib.util.spec_from_file_location("bench_config", path)
     if module_spec is None or not os.path.isfile(path):
-        raise SystemExit(f"vsr-bench upscale: error: config file not found: {path}")
+        raise UserError(f"config file not found: {path}")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(preset) if preset else module.get_config()
@@ -107,7 +110,7 @@ def upscale_once(clip: str, out: str, workdir: str, extra: list[str]) -> dict:
     proc.stderr.close()
     match = _WROTE.search(stderr)
     if os.waitstatus_to_exitcode(status) != 0 or not match:
-        raise SystemExit(f"vsr-bench upscale: vsr-upscale failed:\n{stderr[-3000:]}{stdout[-500:]}")
+        raise UserError(f"vsr-upscale failed:\n{stderr[-3000:]}{stdout[-500:]}")
     frames, fps, decode, model, first, encode = (float(x) for x in match.groups())
     return {
         "frames": int(frames),
@@ -122,6 +125,12 @@ def upscale_once(clip: str, out: str, workdir: str, extra: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    """`vsr-bench upscale ARGS` (`vsr_jax.bench` hands it `argv`); exits with the status."""
+    cli.call(measure, argv, prog="vsr-bench upscale")
+
+
+def measure(argv: list[str]) -> int:
+    """The benchmark: 0, or 1 when peak memory grows with the clip's length."""
     parser = argparse.ArgumentParser(prog="vsr-bench upscale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="", help="training run to use (default: random weights of --model_config)")
     parser.add_argument(
@@ -184,4 +193,5 @@ def main(argv: list[str]) -> None:
             f"(limit {RSS_GROWTH_LIMIT}) {verdict}"
         )
         if ratio > RSS_GROWTH_LIMIT:
-            sys.exit(1)
+            return 1
+    return 0
