@@ -12,15 +12,13 @@ This module never imports the training code: it works from a model and its param
 from __future__ import annotations
 
 import functools
-import json
-import os
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsr_jax import metrics, temporal_metrics
+from vsr_jax import fileio, metrics
 from vsr_jax.data import degrade
 from vsr_jax.models import ensemble
 
@@ -120,34 +118,15 @@ def evaluate_clips(
       when `frame_stride` is 1 (they need consecutive frames). Clip means, then the mean over
       clips (as BasicSR averages). PSNR is +inf for a frame equal to the ground truth.
     """
-    temporal = frame_stride == 1 and not center_frame
-    clips = {}
-    for pair in pairs:
-        sr = predict(pair.lr)
-        frames = np.array([len(pair.lr) // 2]) if center_frame else np.arange(0, len(pair.lr), frame_stride)
-        sr, hr, lr = sr[frames], pair.hr[frames], pair.lr[frames]
-        bic = np.concatenate([np.asarray(bicubic_upscale(lr[i : i + 8], scale)) for i in range(0, len(lr), 8)])
-        clip = {k: float(np.mean(v)) for k, v in frame_metrics(sr, hr, crop_border).items()}
-        clip.update({f"bicubic_{k}": float(np.mean(v)) for k, v in frame_metrics(bic, hr, crop_border).items()})
-        clip["num_frames"] = int(len(frames))
-        if temporal and len(frames) > 1:
-            ref = temporal_metrics.TemporalReference(hr)  # the truth's flows, once for both
-            for prefix, out in (("", to_uint8(sr)), ("bicubic_", to_uint8(bic))):
-                clip[f"{prefix}tof"] = ref.tof(out)
-                clip[f"{prefix}warp_error"] = ref.warping_error(out)
-        if lpips_weights is not None:
-            from vsr_jax import lpips
-
-            weights, net = lpips_weights
-            for prefix, out in (("", sr), ("bicubic_", bic)):
-                d = [lpips.distance(weights, out[i : i + 4], hr[i : i + 4] / 255.0, net) for i in range(0, len(hr), 4)]
-                clip[f"{prefix}lpips"] = float(np.mean(np.concatenate([np.asarray(v) for v in d])))
-                if temporal and len(frames) > 1:
-                    clip[f"{prefix}tlp"] = lpips.tlp(weights, to_uint8(out), hr, net)
-        clips[pair.name] = clip
-        if progress is not None:
-            progress(len(frames))
-    return summarize(clips)
+    evaluator = ClipEvaluator(
+        pairs,
+        scale=scale,
+        crop_border=crop_border,
+        frame_stride=frame_stride,
+        center_frame=center_frame,
+        lpips_weights=lpips_weights,
+    )
+    return evaluator.run(predict, progress)
 
 
 def summarize(clips: dict) -> dict:
@@ -233,9 +212,8 @@ def save_figure(rows, path: str, labels: Sequence[str] = ("LR (nearest)", "bicub
             draw.text((k * pw + 4, y + 2), f"{label}" if k else f"{label}  {name} #{frame}", fill=(0, 0, 0))
         canvas.paste(Image.fromarray(img), (0, y + strip))
         y += img.shape[0] + strip
-    tmp = path + ".tmp.png"
-    canvas.save(tmp)
-    os.replace(tmp, path)
+    with fileio.atomic_write(path, "wb") as f:
+        canvas.save(f, format="PNG")
 
 
 def write_csv(result: dict, path: str) -> None:
@@ -243,18 +221,17 @@ def write_csv(result: dict, path: str) -> None:
     import csv
 
     keys = list(dict.fromkeys(k for c in result["clips"].values() for k in c))
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with fileio.atomic_write(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["clip"] + keys)
         for name, clip in result["clips"].items():
             w.writerow([name] + [clip.get(k, "") for k in keys])
         w.writerow(["mean over clips"] + [result[k] for k in keys])
-    os.replace(tmp, path)
 
 
 def write_json(result: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    fileio.write_json(path, result, indent=2, sort_keys=True)
+
+
+# the evaluator is built on the functions above (it imports them from here)
+from vsr_jax.evaluate.evaluator import ClipEvaluator  # noqa: E402

@@ -25,8 +25,7 @@ border 0, UDM10 with BD LR, Vimeo-90K the centre frame of each clip + its revers
 --channel, --crop_border, --degradation, --[no]center_frame and --[no]flip_seq override
 them. Video models see each clip whole in one call (BasicVSR propagates over all of it, as
 BasicSR's VideoRecurrentTestDataset; our BasicVSR unrolls over the clip's frames, so each new
-clip length compiles anew: ~1.8 s per frame at full width on a CPU); image models see
-batches of frames. The table prints; --out=DIR also writes metrics.json,
+clip length compiles anew); image models see batches of frames. The table prints; --out=DIR also writes metrics.json,
 metrics.csv and samples.png there (nothing is written without --out).
 
 A run folder may come from elsewhere: the model is rebuilt from its config and the
@@ -40,12 +39,12 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 import time
 
 from absl import app, flags, logging
 
-from vsr_jax import cli
+from vsr_jax import cli, fileio
+from vsr_jax.errors import UserError
 from vsr_jax.evaluate import datasets
 from vsr_jax.evaluate.runs import checkpoint_steps, load_run
 
@@ -117,16 +116,12 @@ _LPIPS = flags.DEFINE_string(
 )
 
 
-def _fail(message: str) -> None:
-    print(f"vsr-eval: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
 # ------------------------------------------------------------------- loading
 
 
 def test_pairs(config, cache: dict):
-    """The test clips for `config` under the command-line dataset flags (cached per key)."""
+    """The test clips for `config` under the command-line dataset flags (cached per key).
+    Raises UserError for a test set the flags cannot locate."""
     from vsr_jax.data import pipeline
 
     scale = int(config.data.scale)
@@ -136,11 +131,11 @@ def test_pairs(config, cache: dict):
     if key not in cache:
         if name in datasets.NAMED:
             if not _DATA_DIR.value:
-                _fail(f"--dataset={name} needs --data_dir (the folder holding {datasets.HR_DIRS[name][0]}/)")
+                raise UserError(f"--dataset={name} needs --data_dir (the folder holding {datasets.HR_DIRS[name][0]}/)")
             cache[key] = datasets.named_pairs(name, _DATA_DIR.value, scale=scale, degradation=kind, max_clips=key[-1])
         elif name == "folder":
             if not _DATA_DIR.value:
-                _fail("--dataset=folder needs --data_dir (a folder of clip folders or videos)")
+                raise UserError("--dataset=folder needs --data_dir (a folder of clip folders or videos)")
             cache[key] = datasets.folder_pairs(
                 os.path.expanduser(_DATA_DIR.value),
                 scale=scale,
@@ -155,7 +150,9 @@ def test_pairs(config, cache: dict):
                     "video_folder": "the folder of videos",
                     "reds": "the REDS root holding train_sharp/",
                 }[name]
-                _fail(f"the test set {name} needs --data_dir ({what}); paths saved in a checkpoint are not used")
+                raise UserError(
+                    f"the test set {name} needs --data_dir ({what}); paths saved in a checkpoint are not used"
+                )
             # the checkpoint's own paths are already emptied (checkpointing.load_model): only flags here
             data = config.data.copy_and_resolve_references()
             with data.unlocked():
@@ -191,7 +188,7 @@ def _predictor(model, params, config, flip: bool):
 
     if flip and int(config.data.num_frames) > 1:
         if _ENSEMBLE.value:
-            _fail("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
+            raise UserError("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
         return flip_seq_predictor(model, params)
     return evaluate.make_predictor(
         model,
@@ -202,32 +199,38 @@ def _predictor(model, params, config, flip: bool):
     )
 
 
+def _run(evaluator, predict, desc: str) -> tuple[dict, float]:
+    """(result, seconds) of `evaluator.run(predict)` behind a progress bar of clips."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    with tqdm(total=len(evaluator.pairs), unit="clip", desc=desc) as bar:
+        result = evaluator.run(predict, progress=lambda n: bar.update(1))
+    return result, round(time.time() - t0, 2)
+
+
 def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     """Evaluates one checkpoint; writes its metrics, CSV, figure and TensorBoard scalars."""
     import jax
     from clu import metric_writers
-    from tqdm import tqdm
 
-    from vsr_jax import evaluate
+    from vsr_jax.evaluate import ClipEvaluator
 
     config, model, params, step = load_run(workdir, step)
     pairs, name, kind = test_pairs(config, cache)
     scale = int(config.data.scale)
     crop = scale if _CROP.value < 0 else _CROP.value
-    channel = _CHANNEL.value or "y"
+    evaluator = ClipEvaluator(
+        pairs,
+        scale=scale,
+        crop_border=crop,
+        frame_stride=_STRIDE.value,
+        center_frame=_CENTER.value,
+        channel=_CHANNEL.value or "y",
+        lpips_weights=_lpips(cache),
+    )
     predict = _predictor(model, params, config, _FLIP_SEQ.value)
-    t0 = time.time()
-    with tqdm(total=len(pairs), unit="clip", desc=f"{os.path.basename(workdir.rstrip('/'))} step {step}") as bar:
-        result = evaluate.evaluate_clips(
-            predict,
-            pairs,
-            scale=scale,
-            crop_border=crop,
-            frame_stride=_STRIDE.value,
-            center_frame=_CENTER.value,
-            lpips_weights=_lpips(cache),
-            progress=lambda n: bar.update(1),
-        )
+    result, seconds = _run(evaluator, predict, f"{os.path.basename(workdir.rstrip('/'))} step {step}")
     own = not _DATASET.value or _DATASET.value == config.data.name
     tag = name if own and kind == config.data.degradation else f"{name}_{kind}"
     result.update(
@@ -237,41 +240,29 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
         dataset=tag,
         scale=scale,
         crop_border=crop,
-        channel=channel,
+        channel=evaluator.channel,
         flip_seq=bool(_FLIP_SEQ.value and int(config.data.num_frames) > 1),
         self_ensemble=_ENSEMBLE.value,
-        frames="center" if _CENTER.value else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
-        seconds=round(time.time() - t0, 2),
+        frames=evaluator.frames,
+        seconds=seconds,
         workdir=os.path.abspath(workdir),
     )
     if jax.process_index() == 0:
         out = os.path.join(workdir, "eval", str(step), *([] if tag == config.data.name else [tag]))
-        os.makedirs(out, exist_ok=True)
-        evaluate.write_json(result, os.path.join(out, "metrics.json"))
-        evaluate.write_csv(result, os.path.join(out, "metrics.csv"))
-        rows = evaluate.preview_rows(predict, pairs[:4], scale=scale)
-        evaluate.save_figure(rows, os.path.join(out, "samples.png"))
         writer = metric_writers.create_default_writer(os.path.join(workdir, "eval"), asynchronous=False)
-        keys = [k for k in result if isinstance(result[k], float) and k != "seconds"]
-        writer.write_scalars(step, {f"{tag}/{k}": result[k] for k in keys})
-        writer.write_images(step, {f"{tag}/{n}": img[None] for n, _, img in rows})
+        evaluator.report(
+            result,
+            out,
+            predict=predict,
+            writer=writer,
+            step=step,
+            scalar_prefix=tag,
+            images=True,
+            title=f"\n{workdir} step {step}, {tag} ×{scale}, PSNR/SSIM on {evaluator.channel.upper()}, crop {crop}:",
+            footer=f"metrics: {os.path.join(out, 'metrics.json')}\n",
+        )
         writer.close()
-        table = evaluate.format_table(_channel_view(result, channel))
-        print(f"\n{workdir} step {step}, {tag} ×{scale}, PSNR/SSIM on {channel.upper()}, crop {crop}:\n{table}")
-        print(f"metrics: {os.path.join(out, 'metrics.json')}\n")
     return result
-
-
-def _channel_view(result: dict, channel: str) -> dict:
-    """`result` whose psnr_y/ssim_y (and bicubic_) columns show `channel`'s numbers, for the table."""
-    if channel == "y":
-        return result
-
-    def swap(d):
-        keys = [f"{p}{m}" for p in ("", "bicubic_") for m in ("psnr", "ssim")]
-        return {**d, **{f"{k}_y": d[f"{k}_rgb"] for k in keys if f"{k}_rgb" in d}}
-
-    return {**swap(result), "clips": {name: swap(clip) for name, clip in result["clips"].items()}}
 
 
 def flip_seq_predictor(model, params):
@@ -291,26 +282,30 @@ def flip_seq_predictor(model, params):
     return predict
 
 
-def evaluate_published(cache: dict) -> dict:
-    """--weights=FILE or --model=NAME on --dataset with the test set's published protocol
-    (see the module docstring); prints the table, writes it under --out when given."""
-    from vsr_jax import evaluate
-    from vsr_jax.evaluate.runs import load_published
-
-    name = _DATASET.value
-    if not name:
-        what = "--weights" if _WEIGHTS.value else "--model"
-        _fail(
+def _check_published_flags() -> None:
+    what = "--weights" if _WEIGHTS.value else "--model"
+    if not _DATASET.value:
+        raise UserError(
             f"{what} needs --dataset ({', '.join(d for d in datasets.DATASETS if d != 'sample')}, or sample): "
             "a weight file has no held-out split"
         )
     if _WEIGHTS.value and _MODEL.value:
-        _fail("give one of --weights and --model")
+        raise UserError("give one of --weights and --model")
     for flag, given in (("--workdir", _WORKDIR.value), ("--step", _STEP.value is not None), ("--all", _ALL.value)):
         if given:
-            _fail(f"{flag} is for training runs; --weights/--model score a weight file")
+            raise UserError(f"{flag} is for training runs; --weights/--model score a weight file")
     if _WATCH.value:
-        _fail("--watch is for training runs; --weights/--model score a weight file")
+        raise UserError("--watch is for training runs; --weights/--model score a weight file")
+
+
+def evaluate_published(cache: dict) -> dict:
+    """--weights=FILE or --model=NAME on --dataset with the test set's published protocol
+    (see the module docstring); prints the table, writes it under --out when given."""
+    from vsr_jax.evaluate import ClipEvaluator
+    from vsr_jax.evaluate.runs import load_published
+
+    _check_published_flags()
+    name = _DATASET.value
     config, model, params, path, entry = load_published(os.path.expanduser(_WEIGHTS.value), _MODEL.value)
     proto = datasets.protocol(name)
     scale = int(config.data.scale)
@@ -325,22 +320,18 @@ def evaluate_published(cache: dict) -> dict:
         source += f", overridden: channel {channel}, crop_border {crop}, center_frame {center}, flip_seq {flip}"
     config.data.name, config.data.degradation = name, kind  # a fresh config, not a saved one
     pairs, _, _ = test_pairs(config, cache)
+    evaluator = ClipEvaluator(
+        pairs,
+        scale=scale,
+        crop_border=crop,
+        frame_stride=_STRIDE.value,
+        center_frame=center,
+        channel=channel,
+        lpips_weights=_lpips(cache),
+    )
     predict = _predictor(model, params, config, flip)
     label = entry.name if _MODEL.value else os.path.basename(path)
-    t0 = time.time()
-    from tqdm import tqdm
-
-    with tqdm(total=len(pairs), unit="clip", desc=label) as bar:
-        result = evaluate.evaluate_clips(
-            predict,
-            pairs,
-            scale=scale,
-            crop_border=crop,
-            frame_stride=_STRIDE.value,
-            center_frame=center,
-            lpips_weights=_lpips(cache),
-            progress=lambda n: bar.update(1),
-        )
+    result, seconds = _run(evaluator, predict, label)
     for key in ("psnr", "ssim"):
         result[key] = result[f"{key}_{channel}"]
         result[f"bicubic_{key}"] = result[f"bicubic_{key}_{channel}"]
@@ -356,29 +347,29 @@ def evaluate_published(cache: dict) -> dict:
         channel=channel,
         protocol=source,
         self_ensemble=_ENSEMBLE.value,
-        frames="center" if center else ("all" if _STRIDE.value == 1 else f"every {_STRIDE.value}"),
+        frames=evaluator.frames,
         whole_clips=video,
         flip_seq=flip,
-        seconds=round(time.time() - t0, 2),
+        seconds=seconds,
     )
-    print(
-        f"\n{label} ({config.model.name} x{scale}) on {name}, {kind.upper()} LR, "
-        f"PSNR/SSIM on {channel.upper()}, crop {crop}{', centre frames' if center else ''}"
-        f"{', each clip + its reverse averaged' if flip else ''}\n"
-        f"protocol: {result['protocol']}\n{evaluate.format_table(_channel_view(result, channel))}"
-    )
-    print(
+    out = os.path.expanduser(_OUT.value) if _OUT.value else None
+    summary = (
         f"{name} {channel.upper()} PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} "
         f"(bicubic {result['bicubic_psnr']:.4f} / {result['bicubic_ssim']:.4f})"
         + (f"; published for {entry.name}: {entry.score}" if entry and entry.score else "")
     )
-    if _OUT.value:
-        out = os.path.expanduser(_OUT.value)
-        os.makedirs(out, exist_ok=True)
-        evaluate.write_json(result, os.path.join(out, "metrics.json"))
-        evaluate.write_csv(result, os.path.join(out, "metrics.csv"))
-        evaluate.save_figure(evaluate.preview_rows(predict, pairs[:4], scale=scale), os.path.join(out, "samples.png"))
-        print(f"metrics: {os.path.join(out, 'metrics.json')}")
+    evaluator.report(
+        result,
+        out,
+        predict=predict,
+        title=(
+            f"\n{label} ({config.model.name} x{scale}) on {name}, {kind.upper()} LR, "
+            f"PSNR/SSIM on {channel.upper()}, crop {crop}{', centre frames' if center else ''}"
+            f"{', each clip + its reverse averaged' if flip else ''}\n"
+            f"protocol: {result['protocol']}"
+        ),
+        footer=summary + (f"\nmetrics: {os.path.join(out, 'metrics.json')}" if out else ""),
+    )
     return result
 
 
@@ -413,50 +404,41 @@ def watch(workdir: str, cache: dict) -> list[dict]:
         time.sleep(_POLL.value)
 
 
-def compare_folders() -> dict:
-    """--pred_dir vs --gt_dir: PSNR/SSIM (Y, RGB) and tOF without any model."""
-    import numpy as np
-
-    from vsr_jax import evaluate, temporal_metrics
-
-    pred_root, gt_root = (os.path.expanduser(p) for p in (_PRED_DIR.value, _GT_DIR.value))
+def folder_clips(pred_root: str, gt_root: str, max_clips: int = 0):
+    """(name, prediction, ground truth) uint8 clips of two folders of the same layout: their
+    clip folders / videos by name, or the two folders themselves as one clip; read one clip
+    at a time. Raises UserError for a missing folder (at once) or clip, or shapes that differ."""
     for flag, path in (("--pred_dir", pred_root), ("--gt_dir", gt_root)):
         if not os.path.exists(path):
-            _fail(f"{flag} {path} does not exist")
+            raise UserError(f"{flag} {path} does not exist")
     names = datasets.clip_names(gt_root) if os.path.isdir(gt_root) else []
     jobs = [(n, os.path.join(pred_root, n), os.path.join(gt_root, n)) for n in names] or [
         (os.path.basename(os.path.normpath(gt_root)), pred_root, gt_root)
     ]
-    crop = max(_CROP.value, 0)
-    clips, cache = {}, {}
-    _lpips(cache)  # a bad weights file fails before any work
-    for name, pred_path, gt_path in jobs[: _MAX_CLIPS.value or None]:
-        if not os.path.exists(pred_path):
-            _fail(f"{pred_root} has no {name!r} to compare with {gt_path}")
-        pred, gt = datasets.read_clip(pred_path), datasets.read_clip(gt_path)
-        if pred.shape != gt.shape:
-            _fail(f"clip {name}: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
-        per_frame = evaluate.frame_metrics(pred.astype(np.float32) / 255.0, gt, crop)
-        clip = {k: float(np.mean(v)) for k, v in per_frame.items()}
-        clip["num_frames"] = len(gt)
-        if len(gt) > 1:
-            ref = temporal_metrics.TemporalReference(gt)
-            clip["tof"], clip["warp_error"] = ref.tof(pred), ref.warping_error(pred)
-        if _lpips(cache) is not None:
-            from vsr_jax import lpips
 
-            weights, net = _lpips(cache)
-            clip["lpips"] = float(np.mean(np.asarray(lpips.distance(weights, pred / 255.0, gt / 255.0, net))))
-            if len(gt) > 1:
-                clip["tlp"] = lpips.tlp(weights, pred, gt, net)
-        clips[os.path.splitext(name)[0]] = clip
-    result = evaluate.summarize(clips)
+    def clips():
+        for name, pred_path, gt_path in jobs[: max_clips or None]:
+            if not os.path.exists(pred_path):
+                raise UserError(f"{pred_root} has no {name!r} to compare with {gt_path}")
+            pred, gt = datasets.read_clip(pred_path), datasets.read_clip(gt_path)
+            if pred.shape != gt.shape:
+                raise UserError(f"clip {name}: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+            yield os.path.splitext(name)[0], pred, gt
+
+    return clips()
+
+
+def compare_folders() -> dict:
+    """--pred_dir vs --gt_dir: PSNR/SSIM (Y, RGB), tOF (and LPIPS, tLP) without any model."""
+    from vsr_jax.evaluate import ClipEvaluator
+
+    pred_root, gt_root = (os.path.expanduser(p) for p in (_PRED_DIR.value, _GT_DIR.value))
+    crop = max(_CROP.value, 0)
+    clips = folder_clips(pred_root, gt_root, _MAX_CLIPS.value)
+    evaluator = ClipEvaluator(scale=1, crop_border=crop, lpips_weights=_lpips({}))  # bad weights fail before work
+    result = evaluator.score(clips)
     result.update(crop_border=crop, pred_dir=os.path.abspath(pred_root), gt_dir=os.path.abspath(gt_root))
-    print(evaluate.format_table(result, label="prediction"))
-    if _OUT.value:
-        os.makedirs(_OUT.value, exist_ok=True)
-        evaluate.write_json(result, os.path.join(_OUT.value, "metrics.json"))
-        evaluate.write_csv(result, os.path.join(_OUT.value, "metrics.csv"))
+    evaluator.report(result, os.path.expanduser(_OUT.value) if _OUT.value else None, label="prediction")
     return result
 
 
@@ -481,51 +463,46 @@ def _workdirs() -> list[str]:
     for pattern in _WORKDIR.value:
         matches = sorted(glob.glob(os.path.expanduser(pattern))) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            _fail(f"--workdir {pattern} matches nothing")
+            raise UserError(f"--workdir {pattern} matches nothing")
         out += [m for m in matches if not glob.has_magic(pattern) or os.path.isdir(os.path.join(m, "checkpoints"))]
     return out
 
 
+@cli.exit_path("vsr-eval")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from vsr_jax.errors import UserError
-
     cli.quiet_library_logs()
-    try:
-        if _PRED_DIR.value or _GT_DIR.value:
-            if not (_PRED_DIR.value and _GT_DIR.value):
-                _fail("--pred_dir and --gt_dir go together")
-            compare_folders()
-            return
-        if _WEIGHTS.value or _MODEL.value:
-            evaluate_published({})
-            return
-        workdirs = _workdirs()
-        if not workdirs:
-            _fail("give --workdir=RUN (or --pred_dir/--gt_dir)")
-        cache, results = {}, []
-        _lpips(cache)  # a bad weights file fails before any work
-        for workdir in workdirs:
-            if _WATCH.value:
-                results += watch(workdir, cache)
-            elif _ALL.value:
-                steps = checkpoint_steps(workdir)
-                if not steps:
-                    _fail(f"no checkpoints in {workdir}; train a model there first")
-                results += [evaluate_checkpoint(workdir, s, cache) for s in steps]
-            else:
-                results.append(evaluate_checkpoint(workdir, _STEP.value, cache))
-        if len(results) > 1 or _COMPARE_OUT.value:
-            md, csv = comparison_table(results)
-            print(md)
-            if _COMPARE_OUT.value:
-                os.makedirs(os.path.dirname(os.path.abspath(_COMPARE_OUT.value)), exist_ok=True)
-                for ext, text in (("md", md), ("csv", csv)):
-                    with open(f"{_COMPARE_OUT.value}.{ext}", "w") as f:
-                        f.write(text)
-    except UserError as e:
-        _fail(str(e))
+    if _PRED_DIR.value or _GT_DIR.value:
+        if not (_PRED_DIR.value and _GT_DIR.value):
+            raise UserError("--pred_dir and --gt_dir go together")
+        compare_folders()
+        return
+    if _WEIGHTS.value or _MODEL.value:
+        evaluate_published({})
+        return
+    workdirs = _workdirs()
+    if not workdirs:
+        raise UserError("give --workdir=RUN (or --pred_dir/--gt_dir)")
+    cache, results = {}, []
+    _lpips(cache)  # a bad weights file fails before any work
+    for workdir in workdirs:
+        if _WATCH.value:
+            results += watch(workdir, cache)
+        elif _ALL.value:
+            steps = checkpoint_steps(workdir)
+            if not steps:
+                raise UserError(f"no checkpoints in {workdir}; train a model there first")
+            results += [evaluate_checkpoint(workdir, s, cache) for s in steps]
+        else:
+            results.append(evaluate_checkpoint(workdir, _STEP.value, cache))
+    if len(results) > 1 or _COMPARE_OUT.value:
+        md, csv = comparison_table(results)
+        print(md)
+        if _COMPARE_OUT.value:
+            os.makedirs(os.path.dirname(os.path.abspath(_COMPARE_OUT.value)), exist_ok=True)
+            for ext, text in (("md", md), ("csv", csv)):
+                fileio.write_text(f"{_COMPARE_OUT.value}.{ext}", text)
 
 
 def run():
