@@ -31,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from vsr_jax import fileio  # noqa: E402 (found through ROOT)
+
 WORKDIR = flags.DEFINE_string("workdir", None, "Root directory for the runs (one folder per entry).", required=True)
 STEPS = flags.DEFINE_integer("steps", 0, "Override every entry's training steps (0: the preset's).")
 FULL = flags.DEFINE_bool(
@@ -137,8 +139,7 @@ def train(entry: Entry, *, env: dict | None = None, workdir: str | None = None) 
     done = subprocess.run(cmd, env={**os.environ, **(env or {})}, cwd=ROOT)
     if done.returncode != 0:
         raise ExperimentError(f"training {entry.name!r} failed (exit {done.returncode}); rerun to resume it")
-    with open(os.path.join(workdir, "eval", "minutes.txt"), "w") as f:
-        f.write(f"{(time.time() - t0) / 60:.2f}\n")
+    fileio.write_text(os.path.join(workdir, "eval", "minutes.txt"), f"{(time.time() - t0) / 60:.2f}\n")
     return workdir
 
 
@@ -190,8 +191,7 @@ def publish(name: str, text: str) -> None:
     text = text.strip() + "\n"
     print("\n" + text, flush=True)
     os.makedirs(WORKDIR.value, exist_ok=True)
-    with open(os.path.join(WORKDIR.value, f"{block}.md"), "w") as f:
-        f.write(text)
+    fileio.write_text(os.path.join(WORKDIR.value, f"{block}.md"), text)
     if not README.value:
         return
     if not replace_block(README.value, block, text):
@@ -214,11 +214,7 @@ def replace_block(path: str, block: str, text: str) -> bool:
     j = doc.find(end, i + len(start)) if i >= 0 else -1
     if i < 0 or j < 0:
         return False
-    new = doc[: i + len(start)] + text.strip() + "\n" + doc[j:]
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
+    fileio.write_text(path, doc[: i + len(start)] + text.strip() + "\n" + doc[j:])
     return True
 
 

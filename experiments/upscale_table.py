@@ -26,6 +26,8 @@ import sys
 from absl import app, flags
 from common import ROOT, WORKDIR, ExperimentError, machine_name, publish
 
+from vsr_jax import fileio  # (on sys.path once common is imported)
+
 _CASES = flags.DEFINE_string(
     "cases", "", "cpu, gpu, or one config file[:preset] (default: gpu when JAX sees an accelerator, else cpu)."
 )
@@ -68,7 +70,7 @@ def measure() -> dict:
             done = subprocess.run(cmd, cwd=ROOT)
             if done.returncode != 0:
                 raise ExperimentError(f"vsr-bench upscale failed for {label!r} (exit {done.returncode})")
-            os.replace(f"{path}.tmp", path)
+            os.replace(f"{path}.tmp", path)  # kept only when the benchmark passed (a failed one writes it too)
         with open(path) as f:
             results.append({"label": label, **json.load(f)})
     return {
@@ -112,8 +114,7 @@ def main(argv):
             result = json.load(f)
     else:
         result = measure()
-        with open(os.path.join(WORKDIR.value, "upscale_bench.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        fileio.write_json(os.path.join(WORKDIR.value, "upscale_bench.json"), result, indent=1)
     publish("upscale_bench", markdown(result))
 
 

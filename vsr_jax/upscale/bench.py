@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from vsr_jax import cli
+from vsr_jax import cli, fileio
 from vsr_jax.errors import UserError
 
 RSS_GROWTH_LIMIT = 1.1
@@ -179,12 +179,9 @@ def measure(argv: list[str]) -> int:
             f"the other {rest:.0f} s)"
         )
     if args.json:  # for experiments/upscale_table.py, which publishes the README table
-        import json
-
         setup = {"model": label, "size": f"{height}x{width}", "flags": extra, "backend": jax.default_backend()}
         setup["device"] = str(jax.devices()[0].device_kind)
-        with open(args.json, "w") as f:
-            json.dump({**setup, "rows": rows}, f, indent=1)
+        fileio.write_json(args.json, {**setup, "rows": rows}, indent=1)
     if len(rows) > 1:
         ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
         verdict = "ok" if ratio <= RSS_GROWTH_LIMIT else "FAIL: memory grows with length"
