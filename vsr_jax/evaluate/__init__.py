@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsr_jax import fileio, metrics
-from vsr_jax.data import degrade
 from vsr_jax.models import ensemble
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 LR (T,h,w,3) -> float SR (T,H,W,3) in [0,1]
@@ -58,9 +57,25 @@ def make_predictor(model, params, *, num_frames: int, batch_frames: int = 8, sel
     return predict
 
 
+def flip_seq_predictor(model, params):
+    """A `Predict` of a video model as BasicSR's `VideoRecurrentModel.test` with flip_seq: the
+    clip followed by its reverse in one call, output t = ½(out[t] + out[2n−1−t]), then clipped."""
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False))
+
+    def predict(lr):
+        x = np.asarray(lr, np.float32) / np.float32(255)
+        n = len(x)
+        out = np.asarray(apply(params, np.concatenate([x, x[::-1]])[None]))[0]
+        return np.clip(np.float32(0.5) * (out[:n] + out[n:][::-1]), 0.0, 1.0)
+
+    return predict
+
+
 @functools.partial(jax.jit, static_argnames=("scale",))
 def bicubic_upscale(lr_u8, scale: int):
     """The bicubic baseline: MATLAB bicubic ×scale of uint8 LR frames -> [0,1] float32."""
+    from vsr_jax.data import degrade  # here: vsr-upscale reads runs through this package, never data/
+
     return jnp.clip(degrade.imresize(lr_u8.astype(jnp.float32) / 255.0, scale), 0.0, 1.0)
 
 

@@ -45,8 +45,8 @@ from absl import app, flags, logging
 
 from vsr_jax import cli, fileio
 from vsr_jax.errors import UserError
-from vsr_jax.evaluate import datasets
-from vsr_jax.evaluate.runs import checkpoint_steps, load_run
+from vsr_jax.evaluate import ClipEvaluator, datasets, flip_seq_predictor, make_predictor
+from vsr_jax.evaluate.runs import checkpoint_steps, load_published, load_run
 
 FLAGS = flags.FLAGS
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "Run directory; repeat it or give a glob for several runs.")
@@ -184,13 +184,11 @@ def _lpips(cache: dict):
 def _predictor(model, params, config, flip: bool):
     """`evaluate.make_predictor` (whole clips for video models), or `flip_seq_predictor` when
     `flip` and the model is a video model."""
-    from vsr_jax import evaluate
-
     if flip and int(config.data.num_frames) > 1:
         if _ENSEMBLE.value:
             raise UserError("--flip_seq and --self_ensemble do not combine; choose one (--noflip_seq)")
         return flip_seq_predictor(model, params)
-    return evaluate.make_predictor(
+    return make_predictor(
         model,
         params,
         num_frames=int(config.data.num_frames),
@@ -213,8 +211,6 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     """Evaluates one checkpoint; writes its metrics, CSV, figure and TensorBoard scalars."""
     import jax
     from clu import metric_writers
-
-    from vsr_jax.evaluate import ClipEvaluator
 
     config, model, params, step = load_run(workdir, step)
     pairs, name, kind = test_pairs(config, cache)
@@ -265,23 +261,6 @@ def evaluate_checkpoint(workdir: str, step: int | None, cache: dict) -> dict:
     return result
 
 
-def flip_seq_predictor(model, params):
-    """A `Predict` of a video model as BasicSR's `VideoRecurrentModel.test` with flip_seq: the
-    clip followed by its reverse in one call, output t = ½(out[t] + out[2n−1−t]), then clipped."""
-    import jax
-    import numpy as np
-
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False))
-
-    def predict(lr):
-        x = np.asarray(lr, np.float32) / np.float32(255)
-        n = len(x)
-        out = np.asarray(apply(params, np.concatenate([x, x[::-1]])[None]))[0]
-        return np.clip(np.float32(0.5) * (out[:n] + out[n:][::-1]), 0.0, 1.0)
-
-    return predict
-
-
 def _check_published_flags() -> None:
     what = "--weights" if _WEIGHTS.value else "--model"
     if not _DATASET.value:
@@ -301,9 +280,6 @@ def _check_published_flags() -> None:
 def evaluate_published(cache: dict) -> dict:
     """--weights=FILE or --model=NAME on --dataset with the test set's published protocol
     (see the module docstring); prints the table, writes it under --out when given."""
-    from vsr_jax.evaluate import ClipEvaluator
-    from vsr_jax.evaluate.runs import load_published
-
     _check_published_flags()
     name = _DATASET.value
     config, model, params, path, entry = load_published(os.path.expanduser(_WEIGHTS.value), _MODEL.value)
@@ -430,8 +406,6 @@ def folder_clips(pred_root: str, gt_root: str, max_clips: int = 0):
 
 def compare_folders() -> dict:
     """--pred_dir vs --gt_dir: PSNR/SSIM (Y, RGB), tOF (and LPIPS, tLP) without any model."""
-    from vsr_jax.evaluate import ClipEvaluator
-
     pred_root, gt_root = (os.path.expanduser(p) for p in (_PRED_DIR.value, _GT_DIR.value))
     crop = max(_CROP.value, 0)
     clips = folder_clips(pred_root, gt_root, _MAX_CLIPS.value)
