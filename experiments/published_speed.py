@@ -34,7 +34,7 @@ Cases (the peer's sizes, issues 19 and 20):
   apart, which bounds what the models' ratios can be.
 Training here is forward + loss + backward + one Adam step on every parameter (SpyNet
 included), no EMA, no learning-rate schedule on either side; ours is the library's train
-step (`vsr_jax.train.make_train_step`, as `vsr_jax.main` runs it).
+step (`vsr_jax.train_step.make_train_step`, as `vsr_jax.main` runs it).
 
 Writes experiments/results/published_speed.json and .md (date, CPU, thread counts,
 versions, XLA_FLAGS) and prints the table; `--readme=README.md` also rewrites its
@@ -538,7 +538,7 @@ def run_case(name: str, torch_side: TorchSide, tmp: str, reps: int, quick: bool)
         state = train_state.create_train_state(config, model, tx, mesh)
         rep = sharding.replicated(mesh)  # as create_train_state's: the step then compiles once
         params_d = jax.device_put(jax.tree.map(jnp.asarray, params), rep)
-        state = state.replace(params=params_d, opt_state=jax.jit(tx.init, out_shardings=rep)(params_d))
+        state = state.replace(generator=train_state.Net(params_d, jax.jit(tx.init, out_shardings=rep)(params_d)))
         five = (lambda a: a) if t is not None else (lambda a: a[:, None])
         batch = sharding.global_batch({"lr": five(lr), "hr": five(hr)}, mesh)
         step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)

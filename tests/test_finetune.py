@@ -71,12 +71,12 @@ def flow_run():
     def update(state, g):
         updates, opt_state = tx.update(g, state.opt_state, state.params)
         return state.replace(
-            step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
+            step=state.step + 1, generator=train_state.Net(optax.apply_updates(state.params, updates), opt_state)
         )
 
     params = jax.tree.map(np.asarray, _tree(np.random.default_rng(1), scale=0.01))  # small: fine float32 steps
     state = train_state.TrainState(
-        step=np.int32(0), params=params, opt_state=tx.init(params), guard=train_state.new_guard()
+        step=np.int32(0), generator=train_state.Net(params, tx.init(params)), guard=train_state.Guard.new()
     )
     states = [jax.device_get(state)]
     for g in grads:
@@ -117,12 +117,14 @@ def test_flow_params_stay_frozen_then_train_at_the_multiplied_rate(flow_run):
 def test_a_run_stopped_inside_or_after_the_freeze_resumes_bit_exact(flow_run, tmp_path, stop):
     config, tx, update, grads, states = flow_run
     ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1, async_save=False)
-    ckpt.save(stop, jax.tree.map(jax.numpy.asarray, states[stop]), config.to_dict(), {}, force=True)
+    ckpt.save(
+        stop, train_state.state_fields(jax.tree.map(jax.numpy.asarray, states[stop])), config.to_dict(), {}, force=True
+    )
     abstract = checkpointing.abstract_like(jax.tree.map(jax.numpy.asarray, states[0]))
     fields, step, _, _ = ckpt.restore_newest(train_state.state_fields(abstract))
     ckpt.close()
     assert step == stop
-    state = train_state.TrainState(**fields)
+    state = train_state.from_fields(fields)
     for g in grads[stop:]:
         state = update(state, g)
     for a, b in zip(_leaves(jax.device_get(state)), _leaves(states[4]), strict=True):
@@ -132,11 +134,11 @@ def test_a_run_stopped_inside_or_after_the_freeze_resumes_bit_exact(flow_run, tm
 def test_resuming_with_the_flow_options_turned_off_names_them(flow_run, tmp_path):
     config, *_, states = flow_run
     ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1, async_save=False)
-    ckpt.save(1, jax.tree.map(jax.numpy.asarray, states[1]), config.to_dict(), {}, force=True)
+    ckpt.save(1, train_state.state_fields(jax.tree.map(jax.numpy.asarray, states[1])), config.to_dict(), {}, force=True)
     plain = tiny_flow_config(flow_lr_mul=1.0, fix_flow_steps=0, total_steps=9)  # total_steps: no shape
     params = jax.tree.map(jax.numpy.asarray, states[0].params)
     state = train_state.TrainState(
-        np.int32(0), params, optimizers.make_optimizer(plain).init(params), guard=train_state.new_guard()
+        np.int32(0), train_state.Net(params, optimizers.make_optimizer(plain).init(params)), train_state.Guard.new()
     )
     abstract = checkpointing.abstract_like(state)
     check = resume.refuse_other_model(str(tmp_path), abstract, plain.to_dict())

@@ -32,7 +32,8 @@ def _setup(config):
     critic = adversarial.Critic(config)
     d_tx = optimizers.make_optimizer(config, learning_rate=config.gan.learning_rate)
     state = train_state.create_train_state(config, model, tx, mesh, critic, d_tx)
-    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config, critic=critic, d_tx=d_tx), mesh)
+    step_fn = train_step.make_train_step(model, tx, config, critic=critic, d_tx=d_tx)
+    step = train_step.jit_train_step(step_fn, mesh, pretrain_steps=config.gan.pretrain_steps)
     batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
     return state, step, batch
 
@@ -218,7 +219,8 @@ def test_video_gan_warms_up_on_pixel_and_flow_then_adds_pingpong_and_temporal():
     mesh = sharding.make_mesh()
     model, tx = config_lib.build_model(config), optimizers.make_optimizer(config)
     state = train_state.create_train_state(config, model, tx, mesh)
-    step = train_step.jit_train_step(train_step.make_train_step(model, tx, config), mesh)
+    step_fn = train_step.make_train_step(model, tx, config)
+    step = train_step.jit_train_step(step_fn, mesh, pretrain_steps=config.gan.pretrain_steps)
     batch = sharding.global_batch(next(pipeline.make_train_dataset(config).as_numpy_iterator()), mesh)
     history = []
     for _ in range(3):

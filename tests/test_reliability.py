@@ -156,10 +156,10 @@ def test_a_non_finite_step_is_skipped_and_counted():
     for name in ("params", "opt_state", "ema"):
         for a, b in zip(jax.tree.leaves(getattr(before, name)), jax.tree.leaves(getattr(after, name)), strict=True):
             np.testing.assert_array_equal(a, b)
-    assert int(after.guard["bad_run"]) == 1 and int(after.guard["bad_total"]) == 1
+    assert int(after.guard.bad_run) == 1 and int(after.guard.bad_total) == 1
     state, m = step(state, sharding.global_batch(next(batches), mesh))
     after = jax.device_get(state)
-    assert np.isfinite(float(m["loss"])) and int(after.guard["bad_run"]) == 0 and int(after.guard["bad_total"]) == 1
+    assert np.isfinite(float(m["loss"])) and int(after.guard.bad_run) == 0 and int(after.guard.bad_total) == 1
     assert not np.array_equal(after.params["upscale_conv"]["kernel"], before.params["upscale_conv"]["kernel"])
 
 

@@ -110,12 +110,12 @@ _ONE_VS_EIGHT = textwrap.dedent(
     import sys
     from vsr_jax import checkpointing
     ckpt = checkpointing.Checkpointer(sys.argv[1], save_every=1, async_save=False)
-    ckpt.save(2, state, config.to_dict(), {}, force=True)
+    ckpt.save(2, train_state.state_fields(state), config.to_dict(), {}, force=True)
     for n in (1, 4):
         target = jax.device_put(init, sharding.replicated(sharding.make_mesh(jax.devices()[:n])))
         fields, saved_step, _, _ = ckpt.restore_newest(train_state.state_fields(checkpointing.abstract_like(target)))
         assert saved_step == 2
-        restored = train_state.TrainState(**fields)
+        restored = train_state.from_fields(fields)
         assert len(restored.params["upscale_conv"]["kernel"].sharding.device_set) == n
         for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

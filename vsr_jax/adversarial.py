@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from vsr_jax import losses
 from vsr_jax.config_lib import estimates_flow
@@ -125,3 +126,30 @@ def adversarial_terms(critic: Critic, d_params, judged, gan_kind: str, fm_weight
         "adversarial": losses.g_loss(gan_kind, real_logits, fake_logits),
         "feature_matching": losses.feature_matching(real_feats, fake_feats, fm_weights),
     }
+
+
+def make_discriminator_update(critic: Critic, d_tx, config):
+    """The discriminator's part of a GAN step: (D's Net, what it judges, lr_scale) ->
+    (Net after `gan.d_steps` updates, its metrics, whether every update was finite)."""
+    gan_kind, d_steps, r1_gamma = config.gan.loss, int(config.gan.d_steps), float(config.gan.r1_gamma)
+
+    def update(net, judged, lr_scale):
+        real, fake, lr, flows = jax.lax.stop_gradient(judged)
+
+        def objective(d_params):
+            real_logits = critic(d_params, real, lr, flows)
+            fake_logits = critic(d_params, fake, lr, flows)
+            total = losses.d_loss(gan_kind, real_logits, fake_logits)
+            if r1_gamma > 0:
+                r1 = losses.r1_penalty(lambda x: critic(d_params, x, lr, flows), real)
+                total = total + 0.5 * r1_gamma * r1
+            return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
+
+        finite = jnp.ones((), bool)
+        for _ in range(d_steps):
+            (d_loss, (d_real, d_fake)), grads = jax.value_and_grad(objective, has_aux=True)(net.params)
+            net = net.apply_gradients(grads, d_tx, lr_scale)
+            finite = finite & jnp.isfinite(d_loss) & jnp.isfinite(optax.global_norm(grads))
+        return net, {"loss_d": d_loss, "d_real_logit": d_real, "d_fake_logit": d_fake}, finite
+
+    return update

@@ -185,8 +185,8 @@ def bench_model(spec: str, sizes, reps: int) -> list[dict]:
     }
     batch = sharding.global_batch({k: np.asarray(v) for k, v in batch.items()}, mesh)
     step_fn = train_step.make_train_step(model, tx, config, critic=critic, d_tx=d_tx, perceptual=perceptual)
-    pretrain = int(getattr(step_fn, "pretrain_steps", 0))
-    step = train_step.jit_train_step(step_fn, mesh, frozen)
+    pretrain = int(config.gan.pretrain_steps)
+    step = train_step.jit_train_step(step_fn, mesh, frozen, pretrain_steps=pretrain)
     if pretrain > 0:  # time the full (adversarial) step, not the warm-up
         state = state.replace(step=jnp.asarray(pretrain, jnp.int32))
     t0 = time.perf_counter()

@@ -274,12 +274,16 @@ class Checkpointer:
                 "free disk space (or choose another --workdir) and run the same command to resume"
             ) from e
 
+    def should_save(self, step: int) -> bool:
+        """Whether `step` is one to save at (a multiple of `save_every`): the one place that decides."""
+        return int(step) % self.save_every == 0
+
     def save(self, step: int, state: Any, config: dict, metadata: dict, *, force: bool = False) -> bool:
-        """Starts an (async) save if `step` is a multiple of `save_every` or `force`; returns whether it saved.
+        """Starts an (async) save if `should_save(step)` or `force`; returns whether it saved.
 
         `metadata` is stored with the step and a checksum of every array of `state`.
         """
-        if not force and step % self.save_every:
+        if not force and not self.should_save(step):
             return False
         if int(step) == self._last_save or int(step) in self._manager.all_steps():
             return False  # e.g. a stop signal right after the periodic save of this step

@@ -24,11 +24,12 @@ class StopSignals:
     A second signal, or one during the final evaluation (the last checkpoint is already
     on disk), raises `Preempted` at once. In a multi-process run all processes must stop
     at the same step: SIGTERM is left to JAX's preemption service, which Orbax's
-    `reached_preemption` reads (`_Loop.preempted`), and SIGINT to Python.
+    `reached_preemption` reads (`requested`), and SIGINT to Python.
     """
 
     def __init__(self, multi_process: bool):
         self.signum: int | None = None
+        self.multi_process = multi_process
         self.immediate = False
         self._previous = {}
         if threading.current_thread() is threading.main_thread() and not multi_process:
@@ -43,6 +44,22 @@ class StopSignals:
         logging.warning("%s received: saving a checkpoint after this step, then stopping (again: stop at once)", name)
         self.signum = signum
 
+    def requested(self, ckpt, step: int) -> bool:
+        """Whether to stop after `step`: a signal arrived here or, in a multi-process run,
+        Orbax's preemption sync point says every process stops at this step."""
+        if self.signum is None and self.multi_process and ckpt.reached_preemption(step):
+            self.signum = int(signal.SIGTERM)
+        return self.signum is not None
+
     def restore(self):
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+
+
+def stopped(signum: int, step: int, checkpoint_dir: str) -> dict:
+    """Logs how to resume a run stopped by `signum` after `step`; the run's result."""
+    logging.warning(
+        "stopped by %s at step %d; checkpoint saved in %s", signal.Signals(signum).name, step, checkpoint_dir
+    )
+    logging.warning("to resume, run the same command again (same --workdir): it continues from step %d", step)
+    return {"step": step, "preempted": True, "signal": int(signum)}

@@ -76,7 +76,7 @@ _SHAPE_SECTIONS = ("model", "data", "gan", "optimizer", "ema_decay", "grad_clip_
 def refuse_other_model(workdir: str, abstract: TrainState, config_dict: dict):
     """The `check` of `Checkpointer.restore_newest`: refuses a checkpoint whose arrays have
     other shapes than this config's state, naming the config keys that differ."""
-    want = {k: v for k, v in checkpointing.leaf_shapes(abstract).items() if not k.startswith("guard/")}
+    want = {k: v for k, v in checkpointing.leaf_shapes(state_fields(abstract)).items() if not k.startswith("guard/")}
 
     def check(step, saved_config, saved_metadata, saved_leaves):
         have = {k: v for k, v in saved_leaves.items() if not k.startswith("guard/")}  # older checkpoints: no guard

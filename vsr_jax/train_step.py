@@ -11,7 +11,14 @@ import optax
 from absl import logging
 
 from vsr_jax import losses, metrics, sharding
-from vsr_jax.adversarial import Critic, adversarial_terms, feature_matching_weights, fm_on, judged_by
+from vsr_jax.adversarial import (
+    Critic,
+    adversarial_terms,
+    feature_matching_weights,
+    fm_on,
+    judged_by,
+    make_discriminator_update,
+)
 from vsr_jax.errors import ConfigError
 from vsr_jax.nonfinite import skip_unless
 from vsr_jax.optimizers import make_schedule
@@ -65,7 +72,7 @@ def build_perceptual(config):
 
 
 def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=None, perceptual=None):
-    """The one train step of every model family: (state, batch, frozen) -> (state, metrics).
+    """The one train step of every model family: (state, batch, frozen, adversarial) -> (state, metrics).
 
     `batch` is {"lr": (B,T,h,w,3), "hr": (B,T,H,W,3)}; `frozen` holds fixed networks' params
     (VGG for the perceptual loss) so they are arguments of the compiled step, not constants.
@@ -74,12 +81,12 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
     (`perceptual(frozen, sr, hr)`); ping-pong (the clip is played forward then backward
     through the model, TecoGAN); temporal (SR changes between warped neighbours match HR's);
     adversarial, and with `gan.feature_matching_weight` TecoGAN's layer loss on D's features
-    (what D judges: `critic.judged`). The first `gan.pretrain_steps` steps are a warm-up on pixel and flow only
-    (FRVSR/SRResNet pretraining); the other terms join after it. During the warm-up they are
-    not computed at all (logged as 0), nor is the discriminator: `jit_train_step` compiles
-    the two phases as two programs. With a `critic` the same step then makes `gan.d_steps`
-    discriminator updates on the generator's output. EMA of the generator's params is
-    updated every step when `ema_decay` > 0.
+    (what D judges: `adversarial.judged_by`). `adversarial` (static) is False during the
+    first `gan.pretrain_steps` steps, a warm-up on pixel and flow only (FRVSR/SRResNet
+    pretraining): the other terms are then not computed at all (logged as 0), nor is the
+    discriminator; `jit_train_step` compiles the two phases as two programs. With a `critic`
+    the same step then makes `gan.d_steps` discriminator updates on the generator's output.
+    EMA of the generator's params is updated every step when `ema_decay` > 0.
     """
     pixel = losses.pixel_loss(config.loss)
     weights = {
@@ -92,12 +99,10 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
         "feature_matching": float(config.gan.feature_matching_weight),
     }
     fm_weights = feature_matching_weights(config) if critic is not None and fm_on(config) else None
+    update_discriminator = make_discriminator_update(critic, d_tx, config) if critic is not None else None
     schedule = make_schedule(config)
     ema_decay = float(config.ema_decay)
     gan_kind = config.gan.loss
-    pretrain_steps = int(config.gan.pretrain_steps)
-    d_steps = int(config.gan.d_steps)
-    r1_gamma = float(config.gan.r1_gamma)
     scale_factor = int(config.data.scale)
     needs_flow = weights["flow"] > 0 or weights["temporal"] > 0 or (critic is not None and critic.warps)
     center_only = config.loss.frames == "center"
@@ -121,47 +126,49 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             out, flows = model.apply({"params": params}, x, train=True), None
         return out, (losses.pingpong_loss(out) if pingpong else jnp.zeros((), jnp.float32)), flows
 
+    def loss_terms(params, d_params, lr, hr, frozen, adversarial: bool):
+        """({term: value} of the generator's loss, (sr, target), what D judges or None)."""
+        zero = jnp.zeros((), jnp.float32)
+        # the ping-pong pass plays the clip forward then backward (~2x the generator's work)
+        out, pingpong, all_flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
+        t = lr.shape[1]
+        sr, flows = out[:, :t], None if all_flows is None else all_flows[:, :t]
+        target = hr[:, t // 2 : t // 2 + 1] if center_only else hr
+        terms = {"pixel": pixel(sr, target)}
+        if weights["flow"] > 0:
+            terms["flow"] = losses.flow_warp_loss(lr, flows)
+        if perceptual is not None and weights["perceptual"] > 0:
+            terms["perceptual"] = perceptual(frozen, sr, target) if adversarial else zero
+        if weights["pingpong"] > 0:
+            terms["pingpong"] = pingpong
+        if weights["temporal"] > 0:
+            hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
+            terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows) if adversarial else zero
+        judged = None  # what D judges this step: (real, fake, lr, flows)
+        if critic is not None:
+            terms.update(adversarial=zero, **({} if fm_weights is None else {"feature_matching": zero}))
+            if adversarial:
+                judged = judged_by(model, critic, params, lr, hr, out, all_flows, scale_factor)
+                terms.update(adversarial_terms(critic, d_params, judged, gan_kind, fm_weights))
+        return terms, (sr, target), judged
+
     def step(state: TrainState, batch, frozen=None, adversarial: bool = True):
         """One step; `adversarial` (static, a separate program per value) is False during
         the warm-up: only pixel and flow are computed and D is left alone. (Two programs
         rather than a `lax.cond`: XLA:CPU runs convolution gradients inside a conditional
-        ~10x slower, as inside a loop.)"""
+        much more slowly, as inside a loop.)"""
         lr, hr = batch["lr"], batch["hr"]
-        zero = jnp.zeros((), jnp.float32)
 
         def objective(params):
-            # the ping-pong pass plays the clip forward then backward (~2x the generator's work)
-            out, pingpong, all_flows = generate(params, lr, adversarial and weights["pingpong"] > 0)
-            t = lr.shape[1]
-            sr, flows = out[:, :t], None if all_flows is None else all_flows[:, :t]
-            target = hr[:, t // 2 : t // 2 + 1] if center_only else hr
-            terms = {"pixel": pixel(sr, target)}
-            if weights["flow"] > 0:
-                terms["flow"] = losses.flow_warp_loss(lr, flows)
-            if perceptual is not None and weights["perceptual"] > 0:
-                terms["perceptual"] = perceptual(frozen, sr, target) if adversarial else zero
-            if weights["pingpong"] > 0:
-                terms["pingpong"] = pingpong
-            if weights["temporal"] > 0:
-                hr_flows = jax.lax.stop_gradient(losses.clip_flows_to_hr(flows, scale_factor))
-                terms["temporal"] = losses.temporal_consistency(sr, hr, hr_flows) if adversarial else zero
-            judged = None  # what D judges this step: (real, fake, lr, flows)
-            if critic is not None:
-                terms.update(adversarial=zero, **({} if fm_weights is None else {"feature_matching": zero}))
-                if adversarial:
-                    judged = judged_by(model, critic, params, lr, hr, out, all_flows, scale_factor)
-                    terms.update(adversarial_terms(critic, state.d_params, judged, gan_kind, fm_weights))
+            terms, outputs, judged = loss_terms(params, state.d_params, lr, hr, frozen, adversarial)
             total = sum(jnp.asarray(weights[k], jnp.float32) * v for k, v in terms.items())
-            return total, (terms, (sr, target), judged)
+            return total, (terms, outputs, judged)
 
-        lr_scale = state.guard["lr_scale"]
+        lr_scale = state.guard.lr_scale
         (loss, (terms, (sr, target), judged)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        updates = jax.tree.map(lambda u: u * lr_scale, updates)  # Adam's step is linear in the rate
-        params = optax.apply_updates(state.params, updates)
-        new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        new = state.replace(step=state.step + 1, generator=state.generator.apply_gradients(grads, tx, lr_scale))
         if state.ema is not None:
-            new = new.replace(ema=jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params))
+            new = new.replace(ema=jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, new.params))
         grad_norm = optax.global_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         out = {
@@ -172,42 +179,25 @@ def make_train_step(model, tx, config, *, critic: Critic | None = None, d_tx=Non
             "learning_rate": schedule(state.step) * lr_scale,
         }
         if critic is not None:
-            d_loss = d_real = d_fake = zero  # the warm-up: D neither trained nor run
+            zero = jnp.zeros((), jnp.float32)
+            d_metrics = {"loss_d": zero, "d_real_logit": zero, "d_fake_logit": zero}  # the warm-up: D not run
             if adversarial:
-                real, fake, d_lr, d_flows = jax.lax.stop_gradient(judged)
-
-                def d_objective(d_params):
-                    real_logits = critic(d_params, real, d_lr, d_flows)
-                    fake_logits = critic(d_params, fake, d_lr, d_flows)
-                    total = losses.d_loss(gan_kind, real_logits, fake_logits)
-                    if r1_gamma > 0:
-                        r1 = losses.r1_penalty(lambda x: critic(d_params, x, d_lr, d_flows), real)
-                        total = total + 0.5 * r1_gamma * r1
-                    return total, (jnp.mean(real_logits), jnp.mean(fake_logits))
-
-                d_params, d_opt_state = state.d_params, state.d_opt_state
-                for _ in range(d_steps):
-                    (d_loss, (d_real, d_fake)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
-                    d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
-                    d_updates = jax.tree.map(lambda u: u * lr_scale, d_updates)
-                    d_params = optax.apply_updates(d_params, d_updates)
-                    finite = finite & jnp.isfinite(d_loss) & jnp.isfinite(optax.global_norm(d_grads))
-                new = new.replace(d_params=d_params, d_opt_state=d_opt_state)
-            out.update(loss_d=d_loss, d_real_logit=d_real, d_fake_logit=d_fake)
+                discriminator, d_metrics, d_finite = update_discriminator(state.discriminator, judged, lr_scale)
+                new, finite = new.replace(discriminator=discriminator), finite & d_finite
+            out.update(d_metrics)
         new = skip_unless(finite, new, state)
-        out.update(nonfinite=(~finite).astype(jnp.float32), nonfinite_run=new.guard["bad_run"])
+        out.update(nonfinite=(~finite).astype(jnp.float32), nonfinite_run=new.guard.bad_run)
         return new, out
 
-    step.pretrain_steps = pretrain_steps
     return step
 
 
-def jit_train_step(step_fn, mesh, frozen=None):
+def jit_train_step(step_fn, mesh, frozen=None, *, pretrain_steps: int = 0):
     """Compiles `step_fn` over `mesh` (state replicated and donated, batch split) and binds
     the fixed networks' params `frozen`: returns (state, batch) -> (state, metrics).
 
-    A step function with a warm-up (`step_fn.pretrain_steps` > 0) is compiled once per
-    phase; the phase is read from `state.step` (one scalar fetched per step then)."""
+    With a warm-up (`pretrain_steps` > 0, a GAN's `gan.pretrain_steps`) the step is compiled
+    once per phase; the phase is read from `state.step` (one scalar fetched per step then)."""
     rep, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     jitted = jax.jit(
         step_fn,
@@ -217,7 +207,7 @@ def jit_train_step(step_fn, mesh, frozen=None):
         static_argnums=(3,),  # adversarial
     )
     frozen = jax.device_put(frozen, rep) if frozen is not None else None
-    pretrain = int(getattr(step_fn, "pretrain_steps", 0))
+    pretrain = int(pretrain_steps)
 
     def run(state, batch):
         adversarial = pretrain <= 0 or int(jax.device_get(state.step)) >= pretrain
