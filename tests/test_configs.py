@@ -1,11 +1,15 @@
 """Every recipe in configs/ (full and :quick presets) builds its model and passes validation."""
 
+import json
+import types
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import pytest
 
-from tests.conftest import ROOT, load_config
-from vsr_jax import config_lib, models
+from tests.conftest import ROOT, load_config, tiny_unet_config
+from vsr_jax import checkpointing, config_lib, models
 
 CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
 
@@ -63,3 +67,50 @@ def test_convlstm_cpu_preset_is_quick_in_both_directions():
 def test_unknown_preset_is_named(name):
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         load_config(name, "fast")
+
+
+def _old_form(config: dict) -> dict:
+    """`config` as an older vsr_jax saved it: the tuple fields as comma-separated strings,
+    eval.preview_frames still there."""
+    old = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for key in (
+        "lr_decay_steps",
+        "loss.perceptual_layers",
+        "loss.perceptual_layer_weights",
+        "gan.d_features",
+        "gan.feature_matching_layer_weights",
+    ):
+        *group, name = key.split(".")
+        node = old[group[0]] if group else old
+        node[name] = ",".join(str(x) for x in node[name])
+    old["eval"]["preview_frames"] = 2
+    return old
+
+
+@pytest.mark.parametrize(("name", "preset"), [("srgan", "full"), ("gan", "tiny")])
+def test_a_saved_config_with_the_old_string_forms_upgrades_to_tuples(name, preset):
+    config = load_config(name, preset).to_dict()
+    old = _old_form(config)
+    assert isinstance(old["loss"]["perceptual_layers"], str) and "preview_frames" in old["eval"]
+    assert config_lib.upgrade(old) == config
+    assert config_lib.upgrade(config) == config  # today's form is left as it is
+    config_lib.check_schema(ml_collections.ConfigDict(config_lib.upgrade(old)))
+
+
+def test_a_checkpoint_with_the_old_string_forms_loads_with_tuples(tmp_path):
+    config = tiny_unet_config(lr_schedule="step", lr_decay_steps=(20, 40), **{"gan.d_features": (8, 16)})
+    model = config_lib.build_model(config)
+    lr = jnp.zeros((1, config.data.num_frames, config.data.patch_size, config.data.patch_size, 3))
+    params = model.init(jax.random.key(0), lr)["params"]
+    old = _old_form(config.to_dict())
+    checkpointing.write_run(str(tmp_path), types.SimpleNamespace(to_dict=lambda: old), params, step=3)
+    loaded, _, step = checkpointing.load_params(str(tmp_path))  # vsr-eval / vsr-upscale
+    assert step == 3 and list(loaded["lr_decay_steps"]) == [20, 40] and list(loaded["gan"]["d_features"]) == [8, 16]
+    assert list(loaded["loss"]["perceptual_layers"]) == ["conv5_4"] and "preview_frames" not in loaded["eval"]
+    ckpt = checkpointing.Checkpointer(str(tmp_path), save_every=1)
+    _, _, saved_config, _ = ckpt.restore_newest(
+        checkpointing.abstract_like({"params": params, "step": jnp.asarray(3)})
+    )  # resuming
+    ckpt.close()
+    as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731 - how the resume compares configs (tuples as lists)
+    assert as_json(saved_config) == as_json(config.to_dict())

@@ -18,7 +18,7 @@ def tiny_gan_config(**overrides):
     config.batch_size = 4
     config.gan.loss = "vanilla"
     config.gan.discriminator = "patch"
-    config.gan.d_features = ""  # each discriminator's own widths
+    config.gan.d_features = ()  # each discriminator's own widths
     config.gan.pretrain_steps = 2
     config.gan.weight = 0.1
     config.ema_decay = 0.9
@@ -160,9 +160,9 @@ def test_gan_config_errors_are_named():
         config_lib.validate(tiny_gan_config(**{"gan.discriminator": "unet"}))
     with pytest.raises(errors.ConfigError, match="needs data.num_frames >= 3"):
         config_lib.validate(tiny_gan_config(**{"gan.discriminator": "spatio_temporal"}))
-    with pytest.raises(errors.ConfigError, match="gan.d_features must be comma-separated widths"):
-        config_lib.validate(tiny_gan_config(**{"gan.d_features": "wide"}))
-    narrow = adversarial.Critic(tiny_gan_config(**{"gan.discriminator": "vgg", "gan.d_features": "8,8,16,16,16"}))
+    with pytest.raises(errors.ConfigError, match=r"gan.d_features must be positive widths like \(32, 64, 128\)"):
+        config_lib.validate(tiny_gan_config(**{"gan.d_features": ("wide",)}))
+    narrow = adversarial.Critic(tiny_gan_config(**{"gan.discriminator": "vgg", "gan.d_features": (8, 8, 16, 16, 16)}))
     assert narrow.module.features == (8, 8, 16, 16, 16)
     with pytest.raises(errors.ConfigError, match="vgg_weights"):
         train_step.build_perceptual(tiny_gan_config(**{"loss.perceptual_weight": 1.0}))
@@ -174,8 +174,8 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
             "loss.perceptual_weight": 0.5,
             "loss.allow_random_vgg": True,
             "gan.pretrain_steps": 0,
-            "loss.perceptual_layers": "relu1_2,conv2_2",
-            "loss.perceptual_layer_weights": "1.0,0.5",
+            "loss.perceptual_layers": ("relu1_2", "conv2_2"),
+            "loss.perceptual_layer_weights": (1.0, 0.5),
         }
     )
     mesh = sharding.make_mesh()
@@ -194,7 +194,7 @@ def test_perceptual_term_on_random_vgg_joins_the_objective():
     assert float(perceptual(frozen, hr, hr)) == 0.0
     with pytest.raises(errors.ConfigError, match="one weight per layer"):
         train_step.build_perceptual(
-            tiny_gan_config(**{"loss.perceptual_weight": 1.0, "loss.perceptual_layer_weights": "1,2"})
+            tiny_gan_config(**{"loss.perceptual_weight": 1.0, "loss.perceptual_layer_weights": (1.0, 2.0)})
         )
 
 
@@ -369,14 +369,17 @@ def test_spatio_temporal_config_errors_and_the_unwarped_fallback(caplog):
 
     error(r"gan.warp_crop must be in \(0, 1\]", **{"gan.warp_crop": 0.0})
     error("gan.feature_matching_weight must be >= 0", **{"gan.feature_matching_weight": -1.0})
-    error(r"one weight per discriminator layer \(4\), got 2", **{"gan.feature_matching_layer_weights": "1,2"})
-    error("TecoGAN's default is for 4 layers", **{"gan.d_features": "8,8,16"})
-    error("comma-separated numbers", **{"gan.feature_matching_layer_weights": "a,b,c,d"})
+    error(r"one weight per discriminator layer \(4\), got 2", **{"gan.feature_matching_layer_weights": (1.0, 2.0)})
+    error("TecoGAN's default is for 4 layers", **{"gan.d_features": (8, 8, 16)})
+    error(
+        "gan.feature_matching_layer_weights must be numbers",
+        **{"gan.feature_matching_layer_weights": ("a", "b", "c", "d")},
+    )
     with pytest.raises(errors.ConfigError, match="gan.warp_crop needs gan.discriminator=spatio_temporal"):
         config_lib.validate(tiny_gan_config(**{"gan.warp_crop": 0.75}))
     with pytest.raises(errors.ConfigError, match="gan.feature_matching_weight needs gan.discriminator=spatio"):
         config_lib.validate(tiny_gan_config(**{"gan.feature_matching_weight": 1.0}))
-    config_lib.validate(tiny_tecogan_config(**{"gan.d_features": "8,8,16", "gan.feature_matching_weight": 0.0}))
+    config_lib.validate(tiny_tecogan_config(**{"gan.d_features": (8, 8, 16), "gan.feature_matching_weight": 0.0}))
     # a model without flows: D_s,t sees unwarped triplets, and the log says so
     unaligned = tiny_gan_config(**{"gan.discriminator": "spatio_temporal", "data.num_frames": 3})
     assert not adversarial.Critic(unaligned).warps

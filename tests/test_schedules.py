@@ -32,9 +32,9 @@ def test_cosine_restarts_return_to_the_peak():
 
 
 def test_step_schedule_and_bad_steps():
-    config = tiny_unet_config(learning_rate=1e-3, lr_schedule="step", lr_decay_steps="100,200", lr_decay_factor=0.5)
+    config = tiny_unet_config(learning_rate=1e-3, lr_schedule="step", lr_decay_steps=(100, 200), lr_decay_factor=0.5)
     assert _lr(config, [0, 99, 100, 199, 200, 1000]) == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
     with pytest.raises(errors.ConfigError, match="lr_decay_steps"):
-        config_lib.validate(tiny_unet_config(lr_schedule="step", lr_decay_steps="100,later"))
+        config_lib.validate(tiny_unet_config(lr_schedule="step", lr_decay_steps=(100, "later")))
     with pytest.raises(errors.ConfigError, match="unknown lr_schedule"):
         config_lib.validate(tiny_unet_config(lr_schedule="linear"))

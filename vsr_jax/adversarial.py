@@ -13,13 +13,11 @@ from vsr_jax.errors import ConfigError
 
 
 def discriminator_features(config) -> tuple[int, ...]:
-    """`gan.d_features` ("32,64,128") as widths; () when empty. ConfigError when malformed."""
-    text = str(config.gan.d_features)
-    if not text:
-        return ()
-    if not all(f.strip().isdigit() for f in text.split(",")):
-        raise ConfigError(f"gan.d_features must be comma-separated widths like '32,64,128', got {text!r}")
-    return tuple(int(f) for f in text.split(","))
+    """`gan.d_features` ((32, 64, 128)); () = the discriminator's own. ConfigError unless positive ints."""
+    widths = tuple(config.gan.d_features)
+    if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise ConfigError(f"gan.d_features must be positive widths like (32, 64, 128), got {widths!r}")
+    return widths
 
 
 def fm_on(config) -> bool:
@@ -27,17 +25,16 @@ def fm_on(config) -> bool:
 
 
 def feature_matching_weights(config) -> tuple[float, ...]:
-    """`gan.feature_matching_layer_weights` as floats, one per D layer ("" = TecoGAN's for 4 layers)."""
+    """`gan.feature_matching_layer_weights`, one per D layer (() = TecoGAN's for 4 layers)."""
     n = len(discriminator_features(config) or (0,) * 4)  # spatio_temporal's own widths: 4 layers
-    text = str(config.gan.feature_matching_layer_weights)
-    try:
-        weights = tuple(float(w) for w in text.split(",")) if text else losses.TECOGAN_LAYER_WEIGHTS
-    except ValueError:
-        raise ConfigError(f"gan.feature_matching_layer_weights must be comma-separated numbers, got {text!r}") from None
+    given = tuple(config.gan.feature_matching_layer_weights)
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in given):
+        raise ConfigError(f"gan.feature_matching_layer_weights must be numbers, got {given!r}")
+    weights = tuple(float(w) for w in given) or losses.TECOGAN_LAYER_WEIGHTS
     if len(weights) != n:
         raise ConfigError(
             f"gan.feature_matching_layer_weights needs one weight per discriminator layer ({n}), got {len(weights)}"
-            + ("" if text else ": TecoGAN's default is for 4 layers, set them")
+            + ("" if given else ": TecoGAN's default is for 4 layers, set them")
         )
     return weights
 

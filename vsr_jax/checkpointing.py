@@ -31,6 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vsr_jax import config_lib
 from vsr_jax.errors import UserError
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -345,7 +346,7 @@ class Checkpointer:
         damaged: list[tuple[int, str]] = []
         for step in sorted(self.all_steps(), reverse=True):
             try:
-                config = self.read_json(step, "config")
+                config = config_lib.upgrade(self.read_json(step, "config"))  # older runs: strings for tuples
                 metadata = self.read_json(step, "metadata")
                 saved = self.saved_leaves(step)
                 if not saved:
@@ -444,10 +445,8 @@ def model_from_config(config: dict, where: str) -> tuple[Any, Any, Any]:
     the params are ShapeDtypeStructs (jax.eval_shape: nothing is allocated)."""
     import ml_collections
 
-    from vsr_jax import config_lib
-
     try:
-        cfg = ml_collections.ConfigDict(config)
+        cfg = ml_collections.ConfigDict(config_lib.upgrade(config))  # older runs: strings for tuples
         model = config_lib.build_model(cfg)
         t, s = int(cfg.data.num_frames), int(cfg.data.patch_size)
         abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, t, s, s, 3)))["params"])

@@ -23,7 +23,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.lr_restart_every = 0  # cosine_restarts: period in steps (BasicSR's CosineAnnealingRestartLR); 0 = total_steps
     c.lr_restart_periods = ()  # cosine_restarts with periods of these lengths instead (BasicSR's `periods`)
     c.lr_min_ratio = 0.0  # cosine*: the floor as a fraction of the peak (BasicSR eta_min)
-    c.lr_decay_steps = ""  # step: comma-separated steps where the rate is multiplied by lr_decay_factor
+    c.lr_decay_steps = ()  # step: the steps where the rate is multiplied by lr_decay_factor
     c.lr_decay_factor = 0.5
     c.optimizer = "adam"  # adam | adamw
     c.adam_b1 = 0.9
@@ -84,8 +84,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.perceptual_weight = 0.0  # 0 = off
     c.loss.vgg_weights = ""  # Keras *_notop.h5, torchvision .pth or our .npz (vsr_jax.tools.convert_vgg)
     c.loss.vgg_depth = 19  # 16 | 19
-    c.loss.perceptual_layers = "conv5_4"  # comma-separated VGG layers (conv* before ReLU, relu* after)
-    c.loss.perceptual_layer_weights = "1.0"  # comma-separated, one per layer
+    c.loss.perceptual_layers = ("conv5_4",)  # VGG layers (conv* before ReLU, relu* after)
+    c.loss.perceptual_layer_weights = (1.0,)  # one per layer
     c.loss.perceptual_criterion = "l1"  # l1 | mse | charbonnier
     c.loss.allow_random_vgg = False  # tests and smoke runs only: random VGG weights, with a warning
     c.loss.pingpong_weight = 0.0  # TecoGAN ping-pong loss (recurrent video models); 0 = off
@@ -98,7 +98,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.gan.loss = ""  # "" = no discriminator | vanilla | lsgan | hinge | ragan
     c.gan.weight = 5e-3  # weight of the generator's adversarial term
     c.gan.discriminator = "vgg"  # vgg | patch | spatio_temporal
-    c.gan.d_features = ""  # the discriminator's block widths, comma-separated ("" = its published ones)
+    c.gan.d_features = ()  # the discriminator's block widths (() = its published ones)
     c.gan.learning_rate = 1e-4  # the discriminator's (same schedule shape as the generator's)
     c.gan.d_steps = 1  # discriminator updates per generator update
     c.gan.pretrain_steps = 0  # warm-up steps on pixel (+ flow) loss only; the other terms start after
@@ -107,16 +107,15 @@ def base_config() -> ml_collections.ConfigDict:
     # zeroed; TecoGAN's crop_dt 0.75); 1 = all of it
     c.gan.warp_crop = 1.0
     # spatio_temporal: TecoGAN's "layer loss", an L1 between D's features on real and fake added to
-    # the generator's loss with this weight; 0 = off. Per-layer weights, comma-separated, one per
-    # D layer ("" = TecoGAN's 0.02/12, 0.02/14, 0.02/24, 0.02/100 for a 4-layer D)
+    # the generator's loss with this weight; 0 = off. Per-layer weights, one per D layer
+    # (() = TecoGAN's 0.02/12, 0.02/14, 0.02/24, 0.02/100 for a 4-layer D)
     c.gan.feature_matching_weight = 0.0
-    c.gan.feature_matching_layer_weights = ""
+    c.gan.feature_matching_layer_weights = ()
 
     c.eval = ml_collections.ConfigDict()
     c.eval.crop_border = -1  # pixels cut from each edge before PSNR/SSIM; -1 = data.scale
     c.eval.frame_stride = 1  # evaluate every k-th held-out frame
     c.eval.batch_frames = 8  # frames per forward pass in evaluation
-    c.eval.preview_frames = 2  # held-out frames shown in the periodic image grids
     c.eval.max_clips = 0  # evaluate at most this many held-out clips (0 = all)
 
     # A step whose loss or gradients are not finite (NaN/inf) is skipped: params, optimizer
@@ -178,6 +177,35 @@ def model_kwargs(config) -> dict:
     """The model's own options: every `config.model` field except `name` (and the trainer's
     TRAINING_MODEL_KEYS)."""
     return {k: v for k, v in config.model.to_dict().items() if k not in TRAINING_MODEL_KEYS}
+
+
+# Fields that were comma-separated strings before they became tuples (the element type each
+# holds): `upgrade` turns a saved config's old strings into tuples.
+_FORMER_STRINGS = {
+    "lr_decay_steps": int,
+    "loss.perceptual_layers": str,
+    "loss.perceptual_layer_weights": float,
+    "gan.d_features": int,
+    "gan.feature_matching_layer_weights": float,
+}
+_REMOVED = ("eval.preview_frames",)  # validated once, never read
+
+
+def upgrade(saved: dict) -> dict:
+    """A config dict as saved by an older vsr_jax, in today's form: the former
+    comma-separated strings as tuples ("" -> ()), removed fields dropped. Today's form is
+    returned unchanged (a copy)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
+    for key, kind in _FORMER_STRINGS.items():
+        *group, name = key.split(".")
+        node = out[group[0]] if group else out
+        if isinstance(node, dict) and isinstance(node.get(name), str):
+            node[name] = tuple(kind(x.strip()) for x in node[name].split(",") if x.strip())
+    for key in _REMOVED:
+        group, name = key.split(".")
+        if isinstance(out.get(group), dict):
+            out[group].pop(name, None)
+    return out
 
 
 def build_model(config, **overrides):
@@ -254,9 +282,7 @@ def _validate_model(config) -> None:
 def _validate_data(config) -> None:
     from vsr_jax.data import degrade, pipeline
 
-    for key in ("num_frames", "patch_size", "window_stride"):
-        if int(config.data[key]) < 1:
-            raise ConfigError(f"data.{key} must be >= 1, got {config.data[key]}")
+    _at_least(config, 1, "data.num_frames", "data.patch_size", "data.window_stride")
     if config.data.name not in pipeline.DATASETS:
         raise ConfigError(f"unknown data.name {config.data.name!r}; available: {', '.join(pipeline.DATASETS)}")
     if config.data.degradation not in degrade.DEGRADATIONS:
@@ -275,21 +301,17 @@ def _validate_data(config) -> None:
 
 
 def _validate_eval(config) -> None:
-    for key in ("batch_frames", "frame_stride", "preview_frames"):
-        if int(config.eval[key]) < 1:
-            raise ConfigError(f"eval.{key} must be >= 1, got {config.eval[key]}")
+    _at_least(config, 1, "eval.batch_frames", "eval.frame_stride")
 
 
 def _validate_nonfinite(config) -> None:
     nf = config.nonfinite
     if nf.action not in NONFINITE_ACTIONS:
         raise ConfigError(f"unknown nonfinite.action {nf.action!r}; use one of {', '.join(NONFINITE_ACTIONS)}")
-    if int(nf.patience) < 1:
-        raise ConfigError(f"nonfinite.patience must be >= 1, got {nf.patience}")
+    _at_least(config, 1, "nonfinite.patience")
     if not 0.0 < float(nf.lr_factor) <= 1.0:
         raise ConfigError(f"nonfinite.lr_factor must be in (0, 1], got {nf.lr_factor}")
-    if int(nf.max_restores) < 0:
-        raise ConfigError(f"nonfinite.max_restores must be >= 0, got {nf.max_restores}")
+    _at_least(config, 0, "nonfinite.max_restores")
 
 
 def _validate_loss(config) -> None:
@@ -304,6 +326,8 @@ def _validate_loss(config) -> None:
         if clashing or config.gan.loss:
             what = ", ".join(clashing + (["gan.loss"] if config.gan.loss else []))
             raise ConfigError(f"loss.frames=center scores one frame per clip; {what} need every frame: turn them off")
+    if float(config.loss.perceptual_weight) > 0:
+        perceptual_layers(config.loss)
     for key in ("pingpong_weight", "flow_weight", "temporal_weight"):
         if config.loss[key] > 0 and config.data.num_frames < 2:
             raise ConfigError(f"loss.{key} needs clips: set data.num_frames >= 2")
@@ -315,23 +339,54 @@ def _validate_loss(config) -> None:
             )
 
 
+def perceptual_layers(lc) -> dict:
+    """{VGG layer: weight} from `loss.perceptual_layers` and `loss.perceptual_layer_weights`;
+    ConfigError naming the key when they do not fit."""
+    from vsr_jax.models.vgg import vgg_layer_names
+
+    if int(lc.vgg_depth) not in (16, 19):
+        raise ConfigError(f"loss.vgg_depth must be 16 or 19, got {lc.vgg_depth}")
+    names, weights = tuple(lc.perceptual_layers), tuple(lc.perceptual_layer_weights)
+    if not names or any(n not in vgg_layer_names(int(lc.vgg_depth)) for n in names):
+        raise ConfigError(
+            f"loss.perceptual_layers must name VGG{lc.vgg_depth} layers like conv5_4 or relu2_2, got {names!r} "
+            "(on the command line: --config.loss.perceptual_layers=\"('conv2_2','conv5_4')\")"
+        )
+    if not _all(weights, float):
+        raise ConfigError(f"loss.perceptual_layer_weights must be numbers, got {weights!r}")
+    if len(names) != len(weights):
+        raise ConfigError(
+            f"loss.perceptual_layers has {len(names)} layers but loss.perceptual_layer_weights has "
+            f"{len(weights)} weights; give one weight per layer"
+        )
+    return {n: float(w) for n, w in zip(names, weights, strict=True)}
+
+
+def _at_least(config, low, *keys: str, kind=int) -> None:
+    """ConfigError naming the first of `keys` ("a.b") whose value is below `low`."""
+    for key in keys:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        if kind(value) < low:
+            raise ConfigError(f"{key} must be >= {low}, got {value}")
+
+
+def _all(values, kind) -> bool:
+    """Every value an int (`kind` int) or a number (`kind` float); bools are neither."""
+    allowed = (int,) if kind is int else (int, float)
+    return all(isinstance(v, allowed) and not isinstance(v, bool) for v in values)
+
+
 def _validate_run_lengths(config) -> None:
-    for field in ("batch_size", "total_steps", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every"):
-        if int(config[field]) < 1:
-            raise ConfigError(f"{field} must be >= 1, got {config[field]}")
+    _at_least(config, 1, "batch_size", "total_steps", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every")
 
 
 def _validate_optimizer(config) -> None:
-    from vsr_jax import optimizers
-
     if config.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
-    try:
-        optimizers.decay_steps(config)
-    except ValueError:
-        raise ConfigError(
-            f"lr_decay_steps must be comma-separated step numbers, got {config.lr_decay_steps!r}"
-        ) from None
+    if not _all(config.lr_decay_steps, int):
+        raise ConfigError(f"lr_decay_steps must be step numbers like (100000, 200000), got {config.lr_decay_steps!r}")
     if any(int(p) < 1 for p in config.lr_restart_periods):
         raise ConfigError(f"lr_restart_periods must be positive step counts, got {tuple(config.lr_restart_periods)}")
     if config.optimizer not in ("adam", "adamw"):
@@ -358,12 +413,10 @@ def _validate_gan(config) -> None:
     if st and config.data.num_frames < 3:
         raise ConfigError("gan.discriminator=spatio_temporal needs data.num_frames >= 3 (it sees frame triplets)")
     adversarial.discriminator_features(config)  # raises on a malformed gan.d_features
-    if int(gan.d_steps) < 1:
-        raise ConfigError(f"gan.d_steps must be >= 1, got {gan.d_steps}")
+    _at_least(config, 1, "gan.d_steps")
     if not 0.0 < float(gan.warp_crop) <= 1.0:
         raise ConfigError(f"gan.warp_crop must be in (0, 1], got {gan.warp_crop}")
-    if float(gan.feature_matching_weight) < 0:
-        raise ConfigError(f"gan.feature_matching_weight must be >= 0, got {gan.feature_matching_weight}")
+    _at_least(config, 0, "gan.feature_matching_weight", kind=float)
     fm_on = float(gan.feature_matching_weight) > 0
     for key, on in (("warp_crop", float(gan.warp_crop) != 1.0), ("feature_matching_weight", fm_on)):
         if on and not st:
@@ -385,10 +438,8 @@ def _validate_flow_options(config) -> None:
     from vsr_jax import models, optimizers
     from vsr_jax.init_from import flow_modules, subtree
 
-    if float(config.flow_lr_mul) < 0:
-        raise ConfigError(f"flow_lr_mul must be >= 0, got {config.flow_lr_mul}")
-    if int(config.fix_flow_steps) < 0:
-        raise ConfigError(f"fix_flow_steps must be >= 0, got {config.fix_flow_steps}")
+    _at_least(config, 0, "flow_lr_mul", kind=float)
+    _at_least(config, 0, "fix_flow_steps")
     spynet_init = str(config.model.get("spynet_init", ""))
     if not (optimizers.flow_options_set(config) or spynet_init):
         return
@@ -422,9 +473,8 @@ def _validate_train_only(config) -> None:
     from vsr_jax import optimizers
     from vsr_jax.init_from import subtree
 
+    _at_least(config, 0, "train_only_steps")
     steps, names = int(config.train_only_steps), tuple(config.train_only_modules)
-    if steps < 0:
-        raise ConfigError(f"train_only_steps must be >= 0, got {steps}")
     if not steps:
         return
     if not names:

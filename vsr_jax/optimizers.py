@@ -13,7 +13,7 @@ from vsr_jax.init_from import flow_modules
 
 
 def decay_steps(config) -> list[int]:
-    return sorted(int(x) for x in str(config.lr_decay_steps).split(",") if x.strip())
+    return sorted(int(s) for s in config.lr_decay_steps)
 
 
 def make_schedule(config, learning_rate: float | None = None) -> optax.Schedule:

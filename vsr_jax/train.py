@@ -124,11 +124,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         # The loop: one step in flight (its metrics are read a step later, so the host never waits
         # for the device), logging every `log_every`, previews every `eval_every`, checkpoints.
         total, patience = int(config.total_steps), int(config.nonfinite.patience)
-        batches, report = batches_from(step), progress()
+        batches, report = batches_from(step) if step < total else None, progress()
         previews = periodic_actions.PeriodicCallback(
             on_steps=range(int(config.eval_every), total, int(config.eval_every)), callback_fn=preview
         )
-        bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=None if is_chief else True)
+        bar = tqdm(
+            total=total, initial=step, desc="train", unit="step", disable=None if is_chief and step < total else True
+        )
         pending, input_wait, bad_run, stopped_by, t_steady = [], 0.0, 0, None, None
         t_first = time.perf_counter()
         while step < total:

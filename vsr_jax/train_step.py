@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from absl import logging
 
-from vsr_jax import losses, metrics, sharding
+from vsr_jax import config_lib, losses, metrics, sharding
 from vsr_jax.adversarial import (
     Critic,
     adversarial_terms,
@@ -34,13 +34,8 @@ def build_perceptual(config):
     from vsr_jax import vgg_weights
     from vsr_jax.models.vgg import VGG_WIDTHS, VGGFeatures
 
-    names = [x.strip() for x in str(lc.perceptual_layers).split(",") if x.strip()]
-    layer_weights = [float(x) for x in str(lc.perceptual_layer_weights).split(",") if x.strip()]
-    if len(names) != len(layer_weights):
-        raise ConfigError(
-            f"loss.perceptual_layers has {len(names)} layers but loss.perceptual_layer_weights has "
-            f"{len(layer_weights)} weights; give one weight per layer"
-        )
+    weights = config_lib.perceptual_layers(lc)  # {layer: weight}; raises when they do not fit
+    names = tuple(weights)
     depth = int(lc.vgg_depth)
     if lc.vgg_weights:
         path = os.path.expanduser(lc.vgg_weights)  # published widths: a narrower file is an error
@@ -54,10 +49,7 @@ def build_perceptual(config):
             f"vgg{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras) or a torchvision .pth "
             "(see README: VGG weights)"
         )
-    module = VGGFeatures(
-        depth=depth, layers=tuple(names), input_mode=input_mode, dtype=config.model.get("dtype", "float32")
-    )
-    weights = dict(zip(names, layer_weights, strict=True))
+    module = VGGFeatures(depth=depth, layers=names, input_mode=input_mode, dtype=config.model.get("dtype", "float32"))
     criterion = lc.perceptual_criterion
 
     def perceptual(frozen, sr, hr):
