@@ -2,7 +2,12 @@
 
 A recipe file is `def get_config(): config = config_lib.base_config(); ...; return config`.
 The config is locked, so a misspelt key on the command line (`--config.totl_steps=5`)
-is an error, not a silent new field.
+is an error, not a silent new field. Lists are tuples: `--config.lr_decay_steps=100,200`,
+`--config.gan.d_features="(32,64)"`, `--config.gan.d_features="()"`; names quoted,
+`--config.loss.perceptual_layers="('conv2_2','conv5_4')"`.
+
+`validate` checks a config section by section before a run compiles or writes anything
+(over 500 lines with them: each check sits with the fields it reads, not in the trainer).
 """
 
 from __future__ import annotations
