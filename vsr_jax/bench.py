@@ -27,6 +27,8 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
+from vsr_jax import cli
+
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed batches / steps (after warm-up).")
 config_flags.DEFINE_config_file(
     "config", None, "Input pipeline vs train step of this config (without it: the model table).", lock_config=True
@@ -56,13 +58,17 @@ def input_pipeline_rate(config, steps: int) -> float:
 def train_step_rate(config, steps: int) -> float:
     import jax
 
-    from vsr_jax import sharding, train
+    from vsr_jax import config_lib, sharding
     from vsr_jax.data import pipeline
+    from vsr_jax.optimizers import make_optimizer
+    from vsr_jax.train_state import create_train_state
+    from vsr_jax.train_step import jit_train_step, make_train_step
 
     mesh = sharding.make_mesh()
-    model, tx = train.build_model(config), train.make_optimizer(config)
-    state = train.create_train_state(config, model, tx, mesh)
-    step = train.jit_train_step(train.make_train_step(model, tx, config), mesh)
+    model, tx = config_lib.build_model(config), make_optimizer(config)
+    state = create_train_state(config, model, tx, mesh)
+    # from step 0: a recipe with a warm-up (gan.pretrain_steps) times its warm-up program
+    step = jit_train_step(make_train_step(model, tx, config), mesh, pretrain_steps=int(config.gan.pretrain_steps))
     batch = sharding.global_batch(next(pipeline.make_dataset(config, "train").as_numpy_iterator()), mesh)
     holder = {"state": state}
 
@@ -73,10 +79,10 @@ def train_step_rate(config, steps: int) -> float:
     return _rate(one, steps)
 
 
+@cli.exit_path("vsr-bench")
 def main(argv):
     del argv
-    from vsr_jax import train
-    from vsr_jax.errors import UserError
+    from vsr_jax import config_lib
 
     config = flags.FLAGS.config
     if config is None:
@@ -84,13 +90,9 @@ def main(argv):
 
         bench_models.main(_QUICK.value, _MODELS.value, _JSON.value)
         return
-    try:
-        train.validate_config(config)
-        data_rate = input_pipeline_rate(config, _STEPS.value)
-        step_rate = train_step_rate(config, _STEPS.value)
-    except UserError as e:
-        print(f"vsr-bench: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    config_lib.validate(config)
+    data_rate = input_pipeline_rate(config, _STEPS.value)
+    step_rate = train_step_rate(config, _STEPS.value)
     d = config.data
     print(f"config: model={config.model.name} data={d.name} x{d.scale} batch={config.batch_size} T={d.num_frames}")
     print(f"input pipeline : {data_rate:8.2f} batches/s")

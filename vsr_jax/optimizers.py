@@ -67,24 +67,21 @@ def make_optimizer(config, learning_rate: float | None = None, *, flow: bool = T
         opt = optax.adamw(schedule, b1=config.adam_b1, b2=config.adam_b2, weight_decay=config.weight_decay)
     else:
         opt = optax.adam(schedule, b1=config.adam_b1, b2=config.adam_b2)
-    if flow and flow_options_set(config):
+
+    def frozen_group(steps: int, rate) -> optax.GradientTransformation:
+        """Adam's (AdamW's) direction, still for its first `steps` updates, times `rate(count)`."""
         direction = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
         if config.optimizer == "adamw":
             direction = optax.chain(direction, optax.add_decayed_weights(config.weight_decay))
+        return optax.chain(frozen_for(direction, steps), optax.scale_by_learning_rate(rate))
+
+    if flow and flow_options_set(config):
         mul = float(config.flow_lr_mul)
-        flow_tx = optax.chain(
-            frozen_for(direction, int(config.fix_flow_steps)),
-            optax.scale_by_learning_rate(lambda count: schedule(count) * mul),
-        )
+        flow_tx = frozen_group(int(config.fix_flow_steps), lambda count: schedule(count) * mul)
         labels = module_labels(flow_modules(config), "flow", "rest")
         opt = optax.multi_transform({"rest": opt, "flow": flow_tx}, labels)
     elif flow and int(config.train_only_steps) > 0:
-        direction = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
-        if config.optimizer == "adamw":
-            direction = optax.chain(direction, optax.add_decayed_weights(config.weight_decay))
-        warm_tx = optax.chain(
-            frozen_for(direction, int(config.train_only_steps)), optax.scale_by_learning_rate(schedule)
-        )
+        warm_tx = frozen_group(int(config.train_only_steps), schedule)
         labels = module_labels(config.train_only_modules, "train", "frozen")
         opt = optax.multi_transform({"train": opt, "frozen": warm_tx}, labels)
     if config.grad_clip_norm > 0:

@@ -30,10 +30,6 @@ from vsr_jax.optimizers import make_optimizer
 from vsr_jax.train_state import abstract_train_state, create_train_state, from_fields, state_fields, with_weights
 from vsr_jax.train_step import build_perceptual, jit_train_step, make_train_step
 
-# The old names, for vsr_jax/bench.py until it imports them from their modules.
-build_model = config_lib.build_model
-validate_config = config_lib.validate
-
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains `config` in `workdir` (resuming if it holds a checkpoint), then evaluates.
@@ -49,7 +45,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # Data first: a missing or corrupt dataset fails before anything is written.
     train_source = pipeline.make_source(config.data, "train")
     pipeline.ExampleMaker(train_source, config.data, config.seed)  # raises if the split has no windows
-    eval_pairs = pipeline.load_clip_pairs(config.data, "test", int(config.eval.max_clips))
+    evaluator = evaluate.ClipEvaluator(
+        pipeline.load_clip_pairs(config.data, "test", int(config.eval.max_clips)),
+        scale=int(config.data.scale),
+        crop_border=config_lib.crop_border(config),
+        frame_stride=int(config.eval.frame_stride),
+        figure_clips=None,
+    )
     perceptual, frozen = build_perceptual(config)  # a missing VGG file fails before anything is written
     workdir = os.path.abspath(workdir)
     _check_workdir(workdir)
@@ -119,7 +121,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
         def preview(step, t, state):
             with report.timed("preview"):
-                _preview(model, state, config, eval_pairs, writer, step)
+                _preview(model, state, config, evaluator, writer, step)
 
         # The loop: one step in flight (its metrics are read a step later, so the host never waits
         # for the device), logging every `log_every`, previews every `eval_every`, checkpoints.
@@ -182,7 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         else:
             signals.immediate = True  # from here a signal stops at once: the final checkpoint is saved
             try:
-                result = _final_evaluation(model, state, config, eval_pairs, writer, workdir, step, timing)
+                result = _final_evaluation(model, state, config, evaluator, writer, workdir, step, timing)
             except preemption.Preempted as e:
                 result = preemption.stopped(e.signum, step, ckpt.directory)
         finished = True
@@ -265,44 +267,41 @@ def _predictor(model, state, config):
     )
 
 
-def _preview(model, state, config, pairs, writer, step) -> None:
+def _preview(model, state, config, evaluator, writer, step) -> None:
     """Image grids (LR / bicubic / SR / HR) and their Y-PSNR on a few held-out frames."""
-    predict = _predictor(model, state, config)
-    rows = evaluate.preview_rows(predict, pairs, scale=int(config.data.scale))
+    rows = evaluator.samples(_predictor(model, state, config))
     writer.write_images(step, {f"preview/{name}": img[None] for name, _, img in rows})
 
 
-def _final_evaluation(model, state, config, pairs, writer, workdir, step, timing: dict) -> dict:
+def _final_evaluation(model, state, config, evaluator, writer, workdir, step, timing: dict) -> dict:
+    """The held-out evaluation: WORKDIR/eval/metrics.json, samples_step{step}.png, eval/* scalars."""
     predict = _predictor(model, state, config)
     t0 = time.time()
-    result = evaluate.evaluate_clips(
-        predict,
-        pairs,
-        scale=int(config.data.scale),
-        crop_border=config_lib.crop_border(config),
-        frame_stride=int(config.eval.frame_stride),
-    )
+    result = evaluator.run(predict)
     result.update(
         step=step,
-        crop_border=config_lib.crop_border(config),
+        crop_border=evaluator.crop_border,
         dataset=f"{config.data.name}/test",
         devices=jax.device_count(),
         **timing,
     )
     logging.info("held-out evaluation (%d frames) took %.1f s", result["num_frames"], time.time() - t0)
-    keys = [k for k in result if isinstance(result[k], float)]
-    writer.write_scalars(step, {f"eval/{k}": result[k] for k in keys if k in result})
-    if jax.process_index() == 0:
-        out = os.path.join(workdir, "eval")
-        os.makedirs(out, exist_ok=True)
-        evaluate.write_json(result, os.path.join(out, "metrics.json"))
-        figure = os.path.join(out, f"samples_step{step}.png")
-        evaluate.save_figure(evaluate.preview_rows(predict, pairs, scale=int(config.data.scale)), figure)
-        table = evaluate.format_table(result)
-        what = "Y-PSNR / Y-SSIM" + (" / tOF (lower is better)" if "tof" in result else "")
-        print(f"\nHeld-out {what} at step {step} (crop {result['crop_border']}):\n{table}\n")
-        print(f"checkpoints: {checkpointing.checkpoint_dir(workdir)}")
-        print(f"metrics:     {os.path.join(out, 'metrics.json')}")
-        print(f"figure:      {figure}")
-        print(f"tensorboard: tensorboard --logdir {workdir}")
+    out, figure = os.path.join(workdir, "eval"), f"samples_step{step}.png"
+    what = "Y-PSNR / Y-SSIM" + (" / tOF (lower is better)" if "tof" in result else "")
+    evaluator.report(
+        result,
+        out,
+        predict=predict,
+        csv=False,
+        figure=figure,
+        writer=writer,
+        step=step,
+        title=f"\nHeld-out {what} at step {step} (crop {evaluator.crop_border}):",
+        footer=(
+            f"\ncheckpoints: {checkpointing.checkpoint_dir(workdir)}\n"
+            f"metrics:     {os.path.join(out, 'metrics.json')}\n"
+            f"figure:      {os.path.join(out, figure)}\n"
+            f"tensorboard: tensorboard --logdir {workdir}"
+        ),
+    )
     return result

@@ -210,7 +210,7 @@ class BasicVSRPlusPlus(nn.Module):
     (MMagic's ``upsample{1,2}.upsample_conv``), ``conv_hr``, ``conv_last``.
     """
 
-    flow_modules: ClassVar[tuple[str, ...]] = ("spynet",)  # the flow network's params (train.make_optimizer)
+    flow_modules: ClassVar[tuple[str, ...]] = ("spynet",)  # the flow network's params (optimizers.make_optimizer)
 
     scale: int = 4
     mid_channels: int = 64

@@ -146,7 +146,7 @@ class ConvLSTMVSR(nn.Module):
     """
 
     sows_flows: ClassVar[bool] = True  # with align=True
-    flow_modules: ClassVar[tuple[str, ...]] = ("flownet",)  # the flow network's params (train.make_optimizer)
+    flow_modules: ClassVar[tuple[str, ...]] = ("flownet",)  # the flow network's params (optimizers.make_optimizer)
 
     SCALES = layers.UPSAMPLER_SCALES
     scale: int = 4

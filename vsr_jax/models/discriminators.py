@@ -7,7 +7,7 @@
 * ``"spatio_temporal"`` — `SpatioTemporalDiscriminator`, after TecoGAN's D_s,t (Chu et
   al. 2020): a patch discriminator over frame triplets stacked along channels, optionally
   conditioned on the upsampled LR clip; `triplet_flows` and `motion_compensate` build its
-  motion-compensated input from the generator's flows (used by `train.Critic`).
+  motion-compensated input from the generator's flows (used by `adversarial.Critic`).
 
 Every discriminator is called as ``d.apply(variables, x, cond=None, train=False)`` and
 returns float32 logits (apply a sigmoid / `optax.sigmoid_binary_cross_entropy` outside).
@@ -145,7 +145,7 @@ class SpatioTemporalDiscriminator(nn.Module):
 
     TecoGAN also motion-compensates each triplet: it warps the outer frames onto the
     middle one with the generator's estimated flow, and feeds the unwarped triplet as well.
-    This module only sees frames: the GAN training code (`train.Critic`) warps first
+    This module only sees frames: the GAN training code (`adversarial.Critic`) warps first
     (`triplet_flows`, `motion_compensate`) and passes the warped clip as ``x`` and the
     unwarped clip with the upsampled LR as ``cond`` (27 channels per triplet).
 

@@ -181,7 +181,7 @@ class IconVSR(nn.Module):
     ``upconv1``, ``upconv2``, ``conv_hr``, ``conv_last``.
     """
 
-    flow_modules: ClassVar[tuple[str, ...]] = ("spynet",)  # the flow network's params (train.make_optimizer)
+    flow_modules: ClassVar[tuple[str, ...]] = ("spynet",)  # the flow network's params (optimizers.make_optimizer)
 
     scale: int = 4
     num_feat: int = 64

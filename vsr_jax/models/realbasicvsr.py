@@ -71,7 +71,7 @@ class RealBasicVSR(nn.Module):
     num_cleaning_blocks: int = 20
     dynamic_refine_thres: float = 255.0
     dtype: Any = jnp.float32
-    flow_modules: ClassVar[tuple[str, ...]] = ("basicvsr/spynet",)  # the flow network's params (train.make_optimizer)
+    flow_modules: ClassVar[tuple[str, ...]] = ("basicvsr/spynet",)  # the flow network (optimizers.make_optimizer)
 
     def setup(self):
         self.image_cleaning_0 = ConvResidualBlocks(self.mid_channels, self.num_cleaning_blocks, self.dtype)

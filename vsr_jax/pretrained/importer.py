@@ -57,7 +57,7 @@ from vsr_jax.pretrained import download
 ARCHS = ("realbasicvsr", "basicvsrpp", "iconvsr", "basicvsr", "edvr", "rrdbnet", "edsr", "msrresnet", "srvgg")
 # data.num_frames of video models (BasicSR's test clips; EDVR: its window); image models: 1
 VIDEO_FRAMES = {"basicvsr": 7, "realbasicvsr": 7, "iconvsr": 7, "basicvsrpp": 7}
-RUN_SCALES = (2, 3, 4, 8)  # what a run's config accepts (train.validate_config)
+RUN_SCALES = (2, 3, 4, 8)  # what a run's config accepts (config_lib.validate)
 
 
 @dataclasses.dataclass
