@@ -11,7 +11,8 @@ complete, so a killed or failed save never replaces an older checkpoint. What Or
 not see is damage after the fact (a truncated or bit-flipped file): a restore checks
 every array against its checksum; a damaged checkpoint is moved to
 ``WORKDIR/checkpoints_damaged/`` with a warning and the next older one is used.
-This module does not import the training code.
+This module does not import the training code. (Over 500 lines: the writer, the readers of
+vsr-eval / vsr-upscale and the integrity checks share the layout and its checksums.)
 """
 
 from __future__ import annotations

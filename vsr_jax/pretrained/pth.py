@@ -25,7 +25,9 @@ tensors come through as arrays. Tensors are bounds-checked against their storage
 `state_dict` picks the name -> array mapping in a loaded file (BasicSR's ``params`` /
 ``params_ema``, MMagic's ``state_dict``, or a bare state dict); `strip_prefix` drops
 ``module.`` / ``generator.`` / ``generator_ema.``. Every failure is a one-line
-`vsr_jax.errors.UserError` naming the file.
+`vsr_jax.errors.UserError` naming the file. (Just over 500 lines: both formats and the
+restricted unpickler belong together; splitting them would separate the safety rules from the
+code they guard.)
 """
 
 from __future__ import annotations
