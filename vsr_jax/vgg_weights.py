@@ -42,7 +42,6 @@ import math
 import os
 import pathlib
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 
@@ -50,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsr_jax import fileio
 from vsr_jax.errors import UserError
 from vsr_jax.models.vgg import INPUT_MODES, VGG_BLOCKS, VGG_WIDTHS, vgg_conv_names, vgg_param_shapes
 
@@ -171,19 +171,11 @@ def save_vgg_params(path: str | os.PathLike, params: Params, input_mode: str) ->
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     arrays = {f"{layer}/{k}": np.asarray(v, np.float32) for layer, p in params.items() for k, v in p.items()}
     arrays["input_mode"] = np.array(input_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with fileio.atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException as e:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UserError(f"cannot write {path}: {e.strerror or e}") from e
-        raise
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def random_vgg_params(depth: int, key, widths: Sequence[int] | None = None) -> Params:
