@@ -16,6 +16,7 @@ import pytest
 
 from tests import published_helpers as ph
 from vsr_jax import checkpointing, models
+from vsr_jax import cli as vsr_cli
 from vsr_jax.errors import UserError
 from vsr_jax.pretrained import __main__ as cli
 from vsr_jax.pretrained import convert, importer, mmagic, pth
@@ -214,7 +215,9 @@ def test_damaged_mmagic_file_is_one_line(tmp_path, checkpoint, capsys):
     del damaged["generator_ema.basicvsr.upsample2.upsample_conv.bias"]
     path = tmp_path / "damaged.npz"
     np.savez(path, **damaged)
-    assert cli.main(["import", str(path), str(tmp_path / "run")]) == 1
+    with pytest.raises(SystemExit) as exit_:  # the command line's path: one line, status 1
+        vsr_cli.call(cli.main, ["import", str(path), str(tmp_path / "run")], prog=cli.PROG)
+    assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "damaged.npz does not fit the model: keys 1 missing (e.g. basicvsr/upconv2/bias)" in err
