@@ -63,3 +63,23 @@ def test_synthetic_cut_is_found():
     a = np.full((5, 8, 8, 3), 40, np.uint8) + rng.integers(0, 5, (5, 8, 8, 3), dtype=np.uint8)
     b = np.full((4, 8, 8, 3), 200, np.uint8)
     assert scenes.split_shots(np.concatenate([a, b])) == [(0, 5), (5, 9)]
+
+
+def test_clips_are_decoded_once_per_process_not_per_epoch(monkeypatch):
+    """Issue 22's `data.host_cache` holds already: `sample.load_shots` decodes once per process
+    (functools.cache) and every source and every epoch reads the same in-memory frames."""
+    from vsr_jax import video_io
+
+    shots = sample.load_shots()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(video_io, "read_frames", fail)
+    monkeypatch.setattr(video_io, "iter_frames", fail)
+    data = tiny_unet_config(**{"data.num_frames": 3, "data.patch_size": 8}).data
+    source = pipeline.make_source(data, "train")
+    assert all(any(np.shares_memory(c.frames, s.frames) for s in shots) for c in source.clips())
+    maker = pipeline.ExampleMaker(source, data, seed=0)
+    for epoch in range(3):
+        maker(epoch * maker.n)

@@ -16,7 +16,12 @@ T = `data.num_frames`) from any dataset (`data.name`), through one code path:
 
 So a run that resumes at step N sees exactly the batches an uninterrupted run sees, on any
 number of processes, without saving iterator state: process p of P takes the examples
-whose index ≡ p (mod P). Examples are built in parallel tf.data map threads and prefetched.
+whose index ≡ p (mod P). Examples are built in parallel tf.data map threads
+(`data.parallel_calls` of them; 0 = AUTOTUNE) and prefetched; the batches do not depend on
+the number of threads. Each thread runs the window read, crop and exact degradation in
+NumPy (`example_u8`: the matrix products release the GIL) and returns uint8; flips,
+transpose, time reversal and the conversion to float are TF ops, which hold no GIL.
+`make_example` is the same example in NumPy alone (the reference the tests compare with).
 """
 
 from __future__ import annotations
@@ -113,8 +118,21 @@ def make_example(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np
     """One training example from an HR window (T, H, W, 3) uint8 -> (lr, hr) float32 in [0,1].
 
     lr is (T, p, p, 3), hr (T, p·s, p·s, 3). Frames smaller than the HR patch are
-    mirror-padded first (rare: tiny images in photo datasets).
+    mirror-padded first (rare: tiny images in photo datasets). The reference of what
+    `make_dataset` yields: it runs `example_u8` on the host and the rest as TF ops.
     """
+    lr, hr, bits = example_u8(frames, rng, data)
+    choice = dict(zip(AUGMENT_KEYS, bits.tolist(), strict=True))
+    lr, hr = augment.apply(lr, choice, reverse=True), augment.apply(hr, choice, reverse=True)
+    return lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
+
+
+AUGMENT_KEYS = ("hflip", "vflip", "transpose", "reverse")  # the order augment.apply applies them in
+
+
+def example_u8(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The host's part of `make_example`: (lr, hr) uint8 crops before augmentation, and the
+    augmentation to apply as 4 bools (AUGMENT_KEYS; those the config turns off are False)."""
     s, p = int(data.scale), int(data.patch_size)
     need = p * s
     h, w = frames.shape[1], frames.shape[2]
@@ -124,12 +142,12 @@ def make_example(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np
     frames = degrade.modcrop(frames, s)
     top, left = augment.crop_origin(rng, frames.shape[1] // s, frames.shape[2] // s, p)
     choice = augment.draw(rng)
-    hr = frames[:, top * s : (top + p) * s, left * s : (left + p) * s]
+    hr = np.ascontiguousarray(frames[:, top * s : (top + p) * s, left * s : (left + p) * s])
     lr = degrade.crop_degrade(frames, s, data.degradation, top, left, p, p)  # 0–255 scale
     lr = _corrupt(to_uint8(lr), rng, data)
-    kw = dict(flips=bool(data.augment), transpose=bool(data.augment), reverse=bool(data.temporal_reverse))
-    lr, hr = augment.apply(lr, choice, **kw), augment.apply(hr, choice, **kw)
-    return lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
+    on = (bool(data.augment),) * 3 + (bool(data.temporal_reverse),)
+    bits = np.asarray([bool(choice[k]) and o for k, o in zip(AUGMENT_KEYS, on, strict=True)])
+    return lr, hr, bits
 
 
 def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
@@ -170,8 +188,16 @@ class ExampleMaker:
         return int(self.permutation(epoch)[pos])
 
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, int(index)])
-        return make_example(self.source.window(self.window_of(index)), rng, self.data)
+        """(lr, hr) float32 of global example `index` (`make_example`)."""
+        return make_example(self.source.window(self.window_of(index)), self.rng(index), self.data)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, int(index)])
+
+    def u8(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lr, hr, augmentation bits) of global example `index` (`example_u8`): what
+        `make_dataset` computes on the host; it augments and converts to float in TF ops."""
+        return example_u8(self.source.window(self.window_of(index)), self.rng(index), self.data)
 
 
 def make_dataset(
@@ -194,13 +220,25 @@ def make_dataset(
     t, p, s = int(data.num_frames), int(data.patch_size), int(data.scale)
     maker = ExampleMaker(source if source is not None else make_source(data, split), data, config.seed)
 
+    def augment_to_float(x, bits):  # augment.apply's transforms in its order, then /255 as make_example
+        x = tf.cond(bits[0], lambda: tf.reverse(x, [2]), lambda: x)
+        x = tf.cond(bits[1], lambda: tf.reverse(x, [1]), lambda: x)
+        x = tf.cond(bits[2], lambda: tf.transpose(x, [0, 2, 1, 3]), lambda: x)
+        x = tf.cond(bits[3], lambda: tf.reverse(x, [0]), lambda: x)
+        return tf.cast(x, tf.float32) / 255.0
+
     def load(index):
-        lr, hr = tf.numpy_function(maker, [index], [tf.float32, tf.float32], stateful=False)
-        return {"lr": tf.ensure_shape(lr, (t, p, p, 3)), "hr": tf.ensure_shape(hr, (t, p * s, p * s, 3))}
+        # the host's share (window, crop, exact degradation, corruptions) in NumPy; uint8 out,
+        # so a quarter of the bytes cross back under the GIL; the rest as TF ops, without it
+        lr, hr, bits = tf.numpy_function(maker.u8, [index], [tf.uint8, tf.uint8, tf.bool], stateful=False)
+        lr, hr = tf.ensure_shape(lr, (t, p, p, 3)), tf.ensure_shape(hr, (t, p * s, p * s, 3))
+        bits = tf.ensure_shape(bits, (4,))
+        return {"lr": augment_to_float(lr, bits), "hr": augment_to_float(hr, bits)}
 
     first = start_step * config.batch_size + process_index
     ds = tf.data.Dataset.range(first, 2**62, process_count)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    calls = int(data.get("parallel_calls", 0)) or tf.data.AUTOTUNE  # a config saved before the field: AUTOTUNE
+    ds = ds.map(load, num_parallel_calls=calls, deterministic=True)
     ds = ds.batch(local_batch, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
