@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, assert_user_xla_flags, optimised_env
-from tests.upscale_helpers import moving_frames, tiny_config
+from tests.upscale_helpers import fail_above, moving_frames, out_of_memory, tiny_config
 from vsr_jax import config_lib, models
+from vsr_jax.errors import UserError
 from vsr_jax.models import frame_windows
 from vsr_jax.upscale import engine
 
@@ -306,3 +307,60 @@ def test_sliding_resume_needs_frames_from_start_minus_r_and_repeats_the_same_cal
         collect(up, frames[6:], 8, total=30)
     with pytest.raises(ValueError, match="temporal_radius"):
         engine.Upscaler(nn.Dense(3), None, mode="sliding", chunk=4)
+
+
+# -- out of device memory: retried with tiles -----------------------------------------------
+
+
+def test_out_of_memory_retries_with_tiles_equal_to_that_tile_from_the_start():
+    model, params = perturbed("srcnn", shape=(1, 1, 16, 16, 3))
+    frames = moving_frames(5, 16, 24)
+    logs = []
+    up = engine.Upscaler(model, params, mode="frames", chunk=2, tile_pad=4, min_tile=4, log=logs.append)
+    seen = fail_above(up, 16 * 16)
+    got, _ = collect(up, frames)
+    # whole 16×24 frames fail; tile 16 (+4 pad) is the whole frame again, skipped; tile 8 fits
+    assert seen[0] == (16, 24) and set(seen[1:]) == {(16, 16)} and up.tile == 8
+    assert logs == ["out of device memory at whole frames (16×24 LR px); using --tile=8 (--tile_pad=4)"]
+    want, _ = collect(engine.Upscaler(model, params, mode="frames", chunk=2, tile=8, tile_pad=4), frames)
+    for i in range(5):
+        np.testing.assert_array_equal(got[i], want[i])
+
+
+def test_out_of_memory_in_a_recurrent_model_retiles_only_with_a_fresh_state():
+    model, params = perturbed("recurrent_gan")
+    frames = moving_frames(6, 16, 24)
+    kw = dict(mode="recurrent", chunk=3, tile_pad=4, min_tile=4)
+    up = engine.Upscaler(model, params, **kw, log=lambda m: None)
+    fail_above(up, 16 * 16)  # the first chunk: the state is made again for tiles of 8
+    got, states = collect(up, frames)
+    want, want_states = collect(engine.Upscaler(model, params, **kw, tile=8), frames)
+    for i in range(6):
+        np.testing.assert_array_equal(got[i], want[i])
+    assert jax.tree.structure(states[3]) == jax.tree.structure(want_states[3])
+    # running out in the second chunk: the state is laid out for whole frames; a line says what to do
+    up = engine.Upscaler(model, params, **kw, log=lambda m: None)
+    fail_above(up, 16 * 16, after_calls=1)
+    with pytest.raises(UserError, match=r"recurrent model's video .*run again with --tile=8"):
+        collect(up, frames)
+
+
+def test_out_of_memory_below_the_smallest_tile_is_a_user_error():
+    model, params = perturbed("srcnn", shape=(1, 1, 16, 16, 3))
+    up = engine.Upscaler(model, params, mode="frames", chunk=2, tile_pad=4, min_tile=4)
+    fail_above(up, 0)
+    with pytest.raises(UserError, match=r"out of device memory even at --tile=4 .*--bf16"):
+        collect(up, moving_frames(2, 16, 24))
+    # other runtime errors are not retried
+    up = engine.Upscaler(model, params, mode="frames", chunk=2)
+    up._apply = lambda *a, **k: (_ for _ in ()).throw(out_of_memory("INTERNAL: something else"))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
+        collect(up, moving_frames(2, 16, 24))
+    assert up.tile == 0
+
+
+def test_smaller_tile_and_devices_used():
+    assert engine.smaller_tile(0, 16, 24) == 16 and engine.smaller_tile(0, 1080, 1920) == 1024
+    assert engine.smaller_tile(0, 16, 16) == 8 and engine.smaller_tile(64, 1080, 1920) == 32
+    assert engine.devices_used("frames", 8, False) == 8 and engine.devices_used("recurrent", 8, False) == 1
+    assert engine.devices_used("windows", 8, True) == 8 and engine.devices_used("sliding", 1, True) == 1

@@ -14,6 +14,7 @@ import pytest
 from tests import upscale_helpers as uh
 from tests.test_upscale_engine import window_mix
 from vsr_jax import video_io
+from vsr_jax.errors import UserError
 from vsr_jax.evaluate.runs import load_run
 from vsr_jax.upscale import job
 
@@ -236,3 +237,48 @@ def test_audio_the_container_cannot_hold_is_re_encoded(runs, vfr_video, tmp_path
         length = float(c.streams.audio[0].duration * c.streams.audio[0].time_base)
     heard = float(audio[-1].pts * audio[-1].time_base) + audio[-1].samples / audio[-1].sample_rate
     assert abs(heard - length) < 0.05 and float(audio[0].pts * audio[0].time_base) < 0.01
+
+
+# -- out of device memory -------------------------------------------------------------------
+
+
+def test_out_of_memory_settles_on_a_tile_and_resume_keeps_it(runs, vfr_video, tmp_path, monkeypatch):
+    # 24×32 frames, --tile_pad=4: whole frames and tile 16 (a 24×24 window) run out; tile 8 fits
+    options = quiet(chunk=4, segment_frames=8, tile_pad=4, min_tile=4)
+    want = tmp_path / "want"
+    job.run(runs["srcnn"], str(vfr_video), str(want), quiet(chunk=4, segment_frames=8, tile=8, tile_pad=4))
+    calls = uh.failing_upscalers(monkeypatch, 16 * 16)
+    out, logs = tmp_path / "out", []
+    job.run(runs["srcnn"], str(vfr_video), str(out), options, log=logs.append)
+    assert logs == ["out of device memory at whole frames (24×32 LR px); using --tile=8 (--tile_pad=4)"]
+    assert calls[0][:3] == [(24, 32), (24, 24), (16, 16)]
+    np.testing.assert_array_equal(png_frames(out)[0], png_frames(want)[0])
+
+    # interrupted after a segment: the tile is recorded, and the resumed run starts with it
+    again = tmp_path / "again"
+    interrupt = Interrupt(monkeypatch, after=21, output=again)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(runs["srcnn"], str(vfr_video), str(again), options, log=lambda m: None)
+    assert interrupt.fired and not again.exists()
+    progress = json.loads((tmp_path / ".again.vsr-upscale" / "progress.json").read_text())
+    assert progress["segments"] >= 1 and progress["tile"] == 8
+    logs = []
+    report = job.run(runs["srcnn"], str(vfr_video), str(again), options, log=logs.append)
+    assert report.resumed_from in (8, 16) and not any("out of device memory" in m for m in logs), logs
+    assert set(calls[-1]) == {(16, 16)}  # never whole frames again
+    np.testing.assert_array_equal(png_frames(again)[0], png_frames(want)[0])
+
+
+def test_out_of_memory_even_at_the_smallest_tile_leaves_no_output(runs, vfr_video, tmp_path, monkeypatch):
+    uh.failing_upscalers(monkeypatch, 0)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError, match="out of device memory even at"):
+        job.run(runs["srcnn"], str(vfr_video), str(out), quiet(), log=lambda m: None)
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4.vsr-upscale/*.part"))
+
+
+def test_devices_flag_is_checked_and_described(runs):
+    assert job.describe_devices(runs["srcnn"], quiet()) == "frames mode on 1 cpu device"
+    assert job.describe_devices(runs["recurrent_gan"], quiet(devices=1, tile=8)) == "recurrent mode on 1 cpu device"
+    with pytest.raises(UserError, match="--devices=9: this host has 1 local devices"):
+        job.local_devices(9)

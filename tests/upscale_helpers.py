@@ -176,3 +176,41 @@ def audio_packets(path, kind: str = "audio"):
         if not streams:
             return []
         return [(p.pts * p.time_base, bytes(p)) for p in c.demux(streams[0]) if p.size]
+
+
+def out_of_memory(message: str = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB."):
+    """The exception XLA raises when a device runs out of memory."""
+    import jax
+
+    return jax.errors.JaxRuntimeError(message)
+
+
+def fail_above(upscaler, max_pixels: int, after_calls: int = 0) -> list:
+    """Makes `upscaler`'s jitted model call raise XLA's out-of-memory error for tile windows
+    of more than `max_pixels` LR pixels (from its `after_calls`-th call on); returns the
+    (h, w) of every window it was called with, failures included."""
+    real, seen = upscaler._apply, []
+
+    def apply(params, x, state, max_value):
+        seen.append(tuple(x.shape[2:4]))
+        if len(seen) > after_calls and x.shape[2] * x.shape[3] > max_pixels:
+            raise out_of_memory()
+        return real(params, x, state, max_value=max_value)
+
+    upscaler._apply = apply
+    return seen
+
+
+def failing_upscalers(monkeypatch, max_pixels: int) -> list:
+    """Every `engine.Upscaler` made from now on fails as `fail_above` says; returns the
+    windows each was called with (one list per upscaler)."""
+    from vsr_jax.upscale import engine
+
+    real_init, calls = engine.Upscaler.__init__, []
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        calls.append(fail_above(self, max_pixels))
+
+    monkeypatch.setattr(engine.Upscaler, "__init__", init)
+    return calls

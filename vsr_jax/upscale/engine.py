@@ -38,6 +38,35 @@ approximation there: use a large `tile_pad`). Models with a large spatial recept
 only approximated by tiles: use whole frames (`tile` 0) where memory allows, or a large
 `tile_pad`.
 
+Devices (`devices`: a list of local devices; default one): which modes use how many.
+
+* ``frames`` — every device: each chunk's frames are split over the devices (the frame
+  axis of the batch sharded over a 1-D mesh, padded to a multiple of the device count
+  with repeats of the last frame, so one compiled shape serves every call); frames are
+  independent, so the output equals one device's.
+* ``recurrent``, ``windows``, ``sliding`` with tiles (`tile` > 0 and more than one tile
+  per frame) — every device: the tile batches are split over the devices (`tile_batch`
+  is rounded up to a multiple of the device count, the last batch padded with repeats);
+  each tile carries its own state and sees only its own window, so the output equals one
+  device's. (The recurrent state is kept per tile batch: `job` starts a recurrent job
+  over when it is resumed with another device count.)
+* ``recurrent``, ``windows``, ``sliding`` on whole frames — one device. A recurrent
+  model's chunks depend on each other through the state, a window's frames are one
+  model call, and splitting a call's frames would change what each frame sees; spreading
+  independent windows/sliding calls over devices (they are independent given their
+  frames) is left for later. Use ``--tile`` to spread such a model over the devices.
+
+Out of device memory (XLA ``RESOURCE_EXHAUSTED``) during a chunk: the chunk is computed
+again with tiles — from whole frames the largest power of two below the frame's longer
+side, else half the tile — halving until it fits, down to `min_tile` LR pixels (then a
+UserError). `tile_pad` is kept (a convolutional model with a receptive field radius ≤
+`tile_pad` gives the same frames). The tile it settles on is reported once (`log`) and
+kept for the rest of the video (`Upscaler.tile`; `job` records it for resume). A
+recurrent model's state is laid out per tile batch: it is retiled only on the stream's
+first chunk with a fresh state (the state is made again from the first frame, as a run
+with that tile from the start would); later, or on a resumed state, it stops with a
+UserError that names the tile to rerun with.
+
 Frames are uint8, uint16 or float32 ([0, 1]) (T, h, w, 3) numpy arrays in, the same dtype
 (T, H, W, 3) out (rounded to the integer levels, or clipped floats).
 This module does not import TensorFlow or the training code.
@@ -51,7 +80,9 @@ from collections.abc import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vsr_jax.errors import UserError
 from vsr_jax.models import ensemble, layers
 
 MODES = ("frames", "recurrent", "windows", "sliding")
@@ -70,6 +101,28 @@ def stream_mode(model, num_frames: int) -> str:
     if num_frames <= 1:
         return "frames"
     return "recurrent" if getattr(model, "carries_state", False) else "windows"
+
+
+def devices_used(mode: str, num_devices: int, tiled: bool) -> int:
+    """How many of `num_devices` a stream in `mode` uses (module docstring): every one for
+    'frames', and for the other modes when cut into tiles; one otherwise."""
+    return num_devices if mode == "frames" or tiled else 1
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """An XLA runtime error that says the device ran out of memory."""
+    if not isinstance(error, jax.errors.JaxRuntimeError):
+        return False
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
+def smaller_tile(tile: int, h: int, w: int) -> int:
+    """The next tile to try after running out of memory at `tile` (0: whole h×w frames):
+    the largest power of two below the longer side, or half the tile."""
+    if tile <= 0:
+        return 1 << max(0, (max(h, w) - 1).bit_length() - 1)
+    return tile // 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +165,10 @@ class Upscaler:
       tile, tile_pad, tile_batch: LR tile size (0: whole frames), context pixels around a
         tile, tiles per model call.
       self_ensemble: the mean over the 8 flips/transposes (EDSR; 8× the compute).
+      devices: the devices to spread calls over (module docstring; default: one, the
+        default device).
+      min_tile: the smallest tile an out-of-memory retry tries (LR pixels).
+      log: where the tile an out-of-memory retry settled on is reported (default: stderr).
     """
 
     def __init__(
@@ -126,6 +183,9 @@ class Upscaler:
         tile_pad: int = 16,
         tile_batch: int = 1,
         self_ensemble: bool = False,
+        devices: list | None = None,
+        min_tile: int = 32,
+        log=None,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -146,6 +206,45 @@ class Upscaler:
         self.scale = int(model.scale)
         self._apply = jax.jit(self._forward, static_argnames=("max_value",))
         self._init_state = jax.jit(self._initial_state)
+        self.devices = list(devices) if devices else []
+        self.min_tile, self._log = int(min_tile), log
+        self._mesh = None
+        if len(self.devices) > 1:
+            self._mesh = Mesh(np.array(self.devices), ("d",))
+        self._params_on: dict[bool, object] = {}
+
+    @property
+    def num_devices(self) -> int:
+        """The devices this upscaler spreads its calls over (for a stream on whole frames
+        in a mode other than 'frames': one of them; see `devices_used`)."""
+        return devices_used(self.mode, max(1, len(self.devices)), self.tile > 0)
+
+    # -- placing arrays on the devices --------------------------------------------------
+
+    def _params(self, sharded: bool):
+        """The params replicated over the mesh (`sharded` calls) or on the first device."""
+        if not self.devices:
+            return self.params
+        if sharded not in self._params_on:
+            where = NamedSharding(self._mesh, PartitionSpec()) if sharded else self.devices[0]
+            self._params_on[sharded] = jax.device_put(self.params, where)
+        return self._params_on[sharded]
+
+    def _put(self, x: np.ndarray, axis: int | None):
+        """x on the devices: split along `axis` over the mesh, or whole on the first device."""
+        if not self.devices:
+            return x
+        if axis is None:
+            return jax.device_put(x, self.devices[0])
+        return jax.device_put(x, NamedSharding(self._mesh, PartitionSpec(*([None] * axis), "d")))
+
+    def _split_axis(self, batch_size: int) -> int | None:
+        """The axis of a (B, T, h, w, 3) call that is split over the devices, or None."""
+        if self._mesh is None:
+            return None
+        if self.mode == "frames":
+            return 1
+        return 0 if batch_size > 1 and batch_size % len(self.devices) == 0 else None
 
     # -- the jitted model call on a batch of tile windows ---------------------------------
 
@@ -178,29 +277,85 @@ class Upscaler:
         states = []
         for batch in self._tile_batches(tiles):
             wins = np.stack([first_frame[t.src[0] : t.src[0] + wh, t.src[1] : t.src[1] + ww] for t in batch])
+            wins = self._put(wins, self._split_axis(len(batch)))
             states.append(self._init_state(jnp.asarray(wins, jnp.float32) / max_value))
         return states
 
     def _tile_batches(self, tiles: list[Tile]) -> list[list[Tile]]:
         """Tiles in batches of `tile_batch`, the last padded with repeats (one compiled shape)."""
         size = min(self.tile_batch, len(tiles))
+        if self._mesh is not None and self.mode != "frames" and len(tiles) > 1:
+            n = len(self.devices)  # tile batches are what is split: a multiple of the device count
+            size = min(-(-self.tile_batch // n) * n, -(-len(tiles) // n) * n)
         batches = [tiles[i : i + size] for i in range(0, len(tiles), size)]
         return [b + [b[-1]] * (size - len(b)) for b in batches]
 
-    def process_chunk(self, frames: np.ndarray, state: list | None = None) -> tuple[np.ndarray, list | None]:
-        """frames (T, h, w, 3) uint8/uint16 -> (SR (T, h·s, w·s, 3) same dtype, state after them)."""
+    def process_chunk(
+        self, frames: np.ndarray, state: list | None = None, fresh_state: bool = False
+    ) -> tuple[np.ndarray, list | None]:
+        """frames (T, h, w, 3) uint8/uint16 -> (SR (T, h·s, w·s, 3) same dtype, state after them).
+
+        Out of device memory: retried with smaller tiles (module docstring); `fresh_state`:
+        `state` is `initial_state(frames[0])`, so it may be made again for other tiles.
+        """
+        h, w = frames.shape[1:3]
+        retiled_from = None
+        while True:
+            try:
+                result = self._process_chunk(frames, state)
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                if retiled_from is None:
+                    retiled_from = self.tile
+                self._retile(h, w, e, state is not None and not fresh_state)
+                if state is not None:
+                    state = self.initial_state(frames[0])
+                continue
+            if retiled_from is not None:
+                was = f"--tile={retiled_from}" if retiled_from else f"whole frames ({h}×{w} LR px)"
+                line = f"out of device memory at {was}; using --tile={self.tile} (--tile_pad={self.tile_pad})"
+                (self._log or _stderr)(line)
+            return result
+
+    def _retile(self, h: int, w: int, error: BaseException, has_state: bool) -> None:
+        """Halves the tile after running out of memory, or says why it cannot."""
+        window = tile_grid(h, w, self.tile, self.tile_pad)[0]
+        tile = smaller_tile(self.tile, h, w)
+        while tile >= self.min_tile and tile_grid(h, w, tile, self.tile_pad)[0] == window:
+            tile //= 2  # (the padded tile would still cover the frame: the same call again)
+        at = f"--tile={self.tile}" if self.tile else "whole frames"
+        if tile < self.min_tile:
+            raise UserError(
+                f"out of device memory even at {at} ({h}×{w} LR frames; the smallest tile tried is "
+                f"{self.min_tile}): try --bf16, a smaller --chunk or --tile_batch, or fewer --devices"
+            ) from error
+        if has_state:
+            raise UserError(
+                f"out of device memory at {at} in the middle of a recurrent model's video (its state is laid out "
+                f"per tile): run again with --tile={tile} (the job starts over with that tile)"
+            ) from error
+        self.tile = tile
+
+    def _process_chunk(self, frames: np.ndarray, state: list | None) -> tuple[np.ndarray, list | None]:
         t, h, w, _ = frames.shape
         s = self.scale
         (wh, ww), tiles = tile_grid(h, w, self.tile, self.tile_pad)
         max_value = _max_value(frames.dtype)
         out = np.empty((t, h * s, w * s, 3), frames.dtype)
         new_state = [] if state is not None else None
+        if self._mesh is not None and self.mode == "frames" and t % len(self.devices):
+            n = len(self.devices)  # the frames split evenly: pad with repeats of the last
+            frames = np.concatenate([frames, np.repeat(frames[-1:], -(-t // n) * n - t, axis=0)])
         for b, batch in enumerate(self._tile_batches(tiles)):
             wins = np.stack([frames[:, t_.src[0] : t_.src[0] + wh, t_.src[1] : t_.src[1] + ww] for t_ in batch])
-            y, st = self._apply(self.params, wins, None if state is None else state[b], max_value=max_value)
+            axis = self._split_axis(len(batch))
+            params = self._params(axis is not None)
+            wins = self._put(wins, axis)
+            y, st = self._apply(params, wins, None if state is None else state[b], max_value=max_value)
             if new_state is not None:
                 new_state.append(st)
-            y = np.asarray(y)
+            y = np.asarray(y)[:, :t]
             for i, t_ in enumerate(batch):  # a repeated (padding) tile writes the same pixels again
                 y0, y1, x0, x1 = t_.dst
                 oy, ox = (y0 - t_.src[0]) * s, (x0 - t_.src[1]) * s
@@ -231,9 +386,10 @@ class Upscaler:
         for chunk in _chunks(frames, self.chunk):
             n = len(chunk)
             x = np.stack(chunk + [chunk[-1]] * (self.chunk - n))  # one compiled shape: pad the last chunk
-            if self.mode == "recurrent" and state is None:
+            fresh = self.mode == "recurrent" and state is None
+            if fresh:
                 state = self.initial_state(x[0])
-            y, state = self.process_chunk(x, state)
+            y, state = self.process_chunk(x, state, fresh_state=fresh)
             for i in range(n):
                 yield "frame", index + i, y[i]
             index += n
@@ -352,6 +508,12 @@ class Upscaler:
         for i in sorted(pending):
             if i >= start:
                 yield "frame", i, _to_dtype(pending[i], dtype)
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def _chunks(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:

@@ -17,6 +17,11 @@ checkpoint or settings) is discarded; one vsr-upscale cannot have made (`paths`)
 When every segment is done they are joined (no re-encoding) with the input's audio and
 subtitle streams into a file inside the work folder, which is then renamed to the output:
 an interrupted run never leaves a partial file at the output path.
+
+Devices and memory: the job runs on `Options.devices` local devices (0: all; which modes
+use them: `engine`). A chunk that runs out of device memory is computed again with tiles
+(`engine`); the tile it settled on is recorded in ``progress.json`` with the next finished segment, so a
+resumed run goes on with that tile, as the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ _END = object()
 class Options:
     """Everything about a job besides input, output and model (the CLI's flags)."""
 
-    chunk: int = 0  # 0: the mode's default (frames 4, recurrent 8, windows 16, sliding 8)
+    chunk: int = 0  # 0: the mode's default (frames 4 (a multiple of the devices), recurrent 8, windows 16, sliding 8)
     overlap: int = 4
     tile: int = 0
     tile_pad: int = 16
@@ -63,6 +68,8 @@ class Options:
     folder_fps: float = 25.0
     progress: bool = True
     overwrite: bool = False  # replace an output vsr-upscale wrote (see `paths`)
+    devices: int = 0  # local devices to use; 0: all
+    min_tile: int = 32  # the smallest tile an out-of-memory retry tries (LR pixels)
 
 
 DEFAULT_CHUNK = {"frames": 4, "recurrent": 8, "windows": 16, "sliding": 8}
@@ -97,6 +104,29 @@ class Model:
     params: Any
     num_frames: int
     label: str  # e.g. "RUN@step" — part of the resume signature
+    description: str = ""  # e.g. "model: srcnn x4 from RUN step 1000" (the CLI's start-up line)
+
+
+def local_devices(count: int) -> list:
+    """The first `count` local devices (0: all of them); a UserError if there are fewer."""
+    import jax
+
+    found = jax.local_devices()
+    if count < 0 or count > len(found):
+        raise UserError(f"--devices={count}: this host has {len(found)} local devices (0: all of them)")
+    return found[: count or len(found)]
+
+
+def describe_devices(model: Model, options: Options) -> str:
+    """Which mode and how many devices a job with `options` uses, e.g. 'frames mode on 8 cpu
+    devices' (`engine.devices_used`)."""
+    mode = engine.stream_mode(model.model, model.num_frames)
+    devices = local_devices(options.devices)
+    used = engine.devices_used(mode, len(devices), options.tile > 0)
+    text = f"{mode} mode on {used} {devices[0].platform} device{'s' if used > 1 else ''}"
+    if used < len(devices):
+        text += f" of {len(devices)} (a {mode} model on whole frames: one device; --tile spreads tiles over all)"
+    return text
 
 
 def is_video_path(path: str) -> bool:
@@ -142,10 +172,20 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
     paths.check_output(source, output, options.overwrite, to_video)
     info = probe_input(source, options)
     mode = engine.stream_mode(model.model, model.num_frames)
+    devices = local_devices(options.devices)
     chunk = options.chunk or DEFAULT_CHUNK[mode]
+    if not options.chunk and mode == "frames":  # a frame for each device at least: none idles
+        chunk = -(-chunk // len(devices)) * len(devices)
     if mode == "windows" and options.overlap > chunk // 2:
         raise UserError(f"--overlap={options.overlap} is more than half of --chunk={chunk}; lower it")
     segment = max(chunk, -(-options.segment_frames // chunk) * chunk)  # a multiple of the chunk
+    work = paths.work_dir(output)
+    writer = None
+
+    def settled(line: str) -> None:  # an out-of-memory retry settled on a tile: kept on resume
+        writer.tile = upscaler.tile  # (recorded with the next finished segment)
+        log(line)
+
     upscaler = engine.Upscaler(
         model.model,
         model.params,
@@ -156,6 +196,9 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
         tile_pad=options.tile_pad,
         tile_batch=options.tile_batch,
         self_ensemble=options.self_ensemble,
+        devices=devices if len(devices) > 1 else None,
+        min_tile=options.min_tile,
+        log=settled,
     )
     scale = upscaler.scale
     width, height = info.width * scale, info.height * scale
@@ -173,13 +216,17 @@ def run(model: Model, source: str, output: str, options: Options, *, log: Callab
         "mode": mode,
         "chunk": chunk,
         "segment": segment,
+        "devices": len(devices) if mode == "recurrent" else None,  # the saved state's layout (tiles per batch)
         "options": {
-            k: v for k, v in dataclasses.asdict(options).items() if k not in ("progress", "queue", "overwrite")
+            k: v
+            for k, v in dataclasses.asdict(options).items()
+            if k not in ("progress", "queue", "overwrite", "devices")
         },
         "encode": dataclasses.asdict(settings) if settings else "png",
     }
-    work = paths.work_dir(output)
     resumed = _open_work_dir(work, signature, log)
+    if resumed.get("tile") is not None:  # an earlier run ran out of memory and settled on this tile
+        upscaler.tile = int(resumed["tile"])
     done_segments = resumed["segments"]
     start = resumed["frames"]  # the frames in the finished segments
     state = None
@@ -373,6 +420,7 @@ class _SegmentWriter:
         self.current = None  # index of the segment being written
         self.finished = None  # a closed segment whose recurrent state has not arrived yet
         self.segments_done, self.frames_done = progress["segments"], progress["frames"]
+        self.tile = progress.get("tile")  # the tile an out-of-memory retry settled on (None: the job's)
 
     def _seg_path(self, k: int) -> str:
         return os.path.join(self.work, f"seg_{k:05d}.mp4")
@@ -419,6 +467,8 @@ class _SegmentWriter:
         """Records `segments` finished segments (the frames in them) in progress.json."""
         self.segments_done = segments
         progress = {"segments": segments, "frames": self.frames_done, "complete": complete}
+        if self.tile is not None:
+            progress["tile"] = self.tile
         fileio.write_json(os.path.join(self.work, "progress.json"), progress, indent=1)
 
     def finish(self) -> None:
