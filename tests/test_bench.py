@@ -6,10 +6,18 @@ from tests.conftest import tiny_unet_config
 from vsr_jax import bench
 
 
-def test_bench_measures_both_rates():
-    config = tiny_unet_config()
-    assert bench.input_pipeline_rate(config, 2) > 0
-    assert bench.train_step_rate(config, 2) > 0
+def test_config_bench_prints_the_scaling_figure_and_the_headroom():
+    """`vsr-bench --config`: input batches/s with 1 and 2 parallel calls, their ratio, the
+    train step rate and input / step (issue 22's acceptance), one line each."""
+    config = tiny_unet_config(**{"data.parallel_calls": 2})  # the configured rate is the 2-call one
+    r = bench.measure_config(config, 2)
+    assert r["input_1_call"] > 0 and r["input_2_calls"] > 0 and r["train_step"] > 0
+    assert r["scaling"] == r["input_2_calls"] / r["input_1_call"] and r["input"] == r["input_2_calls"]
+    assert r["headroom"] == r["input"] / r["train_step"]
+    lines = bench.config_report_lines(r)
+    for label in ("1 parallel call", "2 parallel calls", "scaling (2 calls / 1 call)", "train step", "headroom"):
+        assert sum(label in line for line in lines) == 1, (label, lines)
+    assert "data.parallel_calls=2" in "\n".join(lines)
 
 
 def test_quick_model_table_runs_and_writes_json(tmp_path):

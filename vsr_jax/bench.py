@@ -9,9 +9,12 @@ same run, compile time, peak memory.
     python -m vsr_jax.bench --config=configs/unet.py [--config.data.name=... overrides] [--steps=20]
 
 measures, for the given config on this machine:
-* input pipeline alone: batches/s of `pipeline.make_dataset` (after warm-up);
+* input pipeline alone: batches/s of `pipeline.make_dataset` (after warm-up) with 1 and with
+  2 parallel map calls (their ratio is the scaling figure: 2.0 when building examples holds
+  no lock, 1.0 when the GIL serialises them), and with the config's `data.parallel_calls`;
 * train step alone: steps/s of the jitted step on one fixed device-resident batch;
-* their ratio — the input pipeline's headroom. Below 1 the accelerator waits for data.
+* their ratio (the configured input rate / step rate) — the input pipeline's headroom.
+  Below 1 the accelerator waits for data.
 
     python -m vsr_jax.bench upscale [--workdir=RUN] [--lengths=100,1000] [--size=180x320]
 
@@ -21,6 +24,7 @@ decode / model / encode (see `vsr_jax.upscale.bench`).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -46,9 +50,15 @@ def _rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def input_pipeline_rate(config, steps: int) -> float:
+def input_pipeline_rate(config, steps: int, parallel_calls: int | None = None) -> float:
+    """Batches/s of `pipeline.make_dataset(config, 'train')`, with `parallel_calls` map threads
+    (default: the config's `data.parallel_calls`; 0 = AUTOTUNE)."""
     from vsr_jax.data import pipeline
 
+    if parallel_calls is not None:
+        config = config.copy_and_resolve_references()
+        with config.unlocked():
+            config.data.parallel_calls = int(parallel_calls)
     batches = pipeline.make_dataset(config, "train").as_numpy_iterator()
     for _ in range(3):
         next(batches)
@@ -79,6 +89,40 @@ def train_step_rate(config, steps: int) -> float:
     return _rate(one, steps)
 
 
+def measure_config(config, steps: int) -> dict:
+    """`vsr-bench --config`'s figures: input batches/s with 1 and 2 parallel calls and with the
+    config's `data.parallel_calls`, train steps/s, the scaling figure and the headroom."""
+    one, two = input_pipeline_rate(config, steps, 1), input_pipeline_rate(config, steps, 2)
+    calls = int(config.data.parallel_calls)
+    configured = {1: one, 2: two}.get(calls) or input_pipeline_rate(config, steps)
+    step = train_step_rate(config, steps)
+    d = config.data
+    return {
+        "config": f"model={config.model.name} data={d.name} x{d.scale} batch={config.batch_size} T={d.num_frames}",
+        "cpu_count": os.cpu_count(),
+        "input_1_call": one,
+        "input_2_calls": two,
+        "scaling": two / one,
+        "parallel_calls": calls,
+        "input": configured,
+        "train_step": step,
+        "headroom": configured / step,
+    }
+
+
+def config_report_lines(r: dict) -> list[str]:
+    label = "AUTOTUNE" if r["parallel_calls"] == 0 else str(r["parallel_calls"])
+    return [
+        f"config: {r['config']}  ({r['cpu_count']} CPUs)",
+        f"input pipeline, 1 parallel call : {r['input_1_call']:8.2f} batches/s",
+        f"input pipeline, 2 parallel calls: {r['input_2_calls']:8.2f} batches/s",
+        f"scaling (2 calls / 1 call)      : {r['scaling']:8.2f}x  (2 = no lock held; 1 = the GIL serialises)",
+        f"input pipeline, data.parallel_calls={label}: {r['input']:8.2f} batches/s",
+        f"train step     : {r['train_step']:8.2f} steps/s",
+        f"headroom (input / step): {r['headroom']:.1f}x  (< 1 means the device waits for data)",
+    ]
+
+
 @cli.exit_path("vsr-bench")
 def main(argv):
     del argv
@@ -91,13 +135,7 @@ def main(argv):
         bench_models.main(_QUICK.value, _MODELS.value, _JSON.value)
         return
     config_lib.validate(config)
-    data_rate = input_pipeline_rate(config, _STEPS.value)
-    step_rate = train_step_rate(config, _STEPS.value)
-    d = config.data
-    print(f"config: model={config.model.name} data={d.name} x{d.scale} batch={config.batch_size} T={d.num_frames}")
-    print(f"input pipeline : {data_rate:8.2f} batches/s")
-    print(f"train step     : {step_rate:8.2f} steps/s")
-    print(f"headroom (input / step): {data_rate / step_rate:.1f}x  (< 1 means the device waits for data)")
+    print("\n".join(config_report_lines(measure_config(config, _STEPS.value))))
 
 
 def run():
