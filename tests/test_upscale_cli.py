@@ -52,6 +52,7 @@ def test_image_model_on_a_video_and_batch_mode(files, tmp_path):
     frames, _ = uh.read_video(tmp_path / "out.mkv")
     assert frames.shape == (6, 32, 40, 3) and len(uh.audio_packets(tmp_path / "out.mkv")) > 10
     assert "wrote" in proc.stderr and "frames/s" in proc.stderr
+    assert re.search(r"^model: srcnn x2 from .* step 1; frames mode on 1 cpu device$", proc.stderr, re.M), proc.stderr
     assert not re.search(r"read[ _]only", proc.stderr, re.IGNORECASE), proc.stderr  # Orbax's notices: -v 1 only
 
     videos = tmp_path / "videos"
@@ -149,6 +150,7 @@ def _bad_inputs(files, tmp):
         ("no checkpoint", clip, [f"--workdir={tmp}"], tmp / "o11.mp4", "no checkpoints"),
         ("corrupt checkpoint", clip, [f"--workdir={corrupt}"], tmp / "o12.mp4", "checkpoint"),
         ("unknown codec", clip, [srcnn, "--codec=libnope"], tmp / "o13.mp4", "libnope"),
+        ("more devices than the host has", clip, [srcnn, "--devices=3"], tmp / "o14.mp4", "--devices=3"),
     ]
 
 

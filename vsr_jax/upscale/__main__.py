@@ -58,7 +58,10 @@ _CRF = flags.DEFINE_integer("crf", 18, "Constant quality (lower: better, bigger;
 _PRESET = flags.DEFINE_string("preset", "medium", "Encoder speed/size preset (x264/x265: ultrafast … veryslow).")
 _PIX_FMT = flags.DEFINE_string("pix_fmt", "", "Output pixel format, e.g. yuv420p, yuv420p10le (default: the input's).")
 _CHUNK = flags.DEFINE_integer(
-    "chunk", 0, "Frames per model call / window length (0: 4 image, 8 recurrent, 16 window, 8 sliding: + 2r context)."
+    "chunk",
+    0,
+    "Frames per model call / window length (0: 4 image (a multiple of the devices), 8 recurrent, 16 window, "
+    "8 sliding: + 2r context).",
 )
 _OVERLAP = flags.DEFINE_integer("overlap", 4, "Bidirectional models: frames shared by neighbouring windows.")
 _TILE = flags.DEFINE_integer("tile", 0, "Cut frames into tiles of this many LR pixels (0: whole frames).")
@@ -74,6 +77,12 @@ _TRUNCATED = flags.DEFINE_bool("allow_truncated", False, "Upscale what a truncat
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
 _EXT = flags.DEFINE_string("ext", "", "Batch mode: output container extension (default: the input's, else .mp4).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar (frames/s, ETA).")
+_DEVICES = flags.DEFINE_integer(
+    "devices",
+    0,
+    "Local devices to spread the model over (0: all). Image models split each chunk's frames over them; "
+    "video models split tiles (--tile) and use one device on whole frames (their frames depend on each other).",
+)
 
 WRITABLE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")
 
@@ -99,6 +108,7 @@ def _options():
         folder_fps=_FPS.value,
         progress=_PROGRESS.value,
         overwrite=_OVERWRITE.value,
+        devices=_DEVICES.value,
     )
 
 
@@ -168,6 +178,7 @@ def _prepare(argv):
         paths.check_output(source, output, _OVERWRITE.value, job.is_video_path(output))
     into = _OUTPUT.value if batch and os.path.isdir(_OUTPUT.value) else os.path.dirname(os.path.abspath(_OUTPUT.value))
     paths.check_writable(into)  # (a batch's output folder is made once the model has loaded)
+    options = _options()
     model = choose_model(
         _WORKDIR.value,
         _STEP.value,
@@ -176,10 +187,11 @@ def _prepare(argv):
         _BF16.value,
         _PROGRESS.value,
         denoise=_DENOISE.value,
+        options=options,
     )
     if batch:
         os.makedirs(_OUTPUT.value, exist_ok=True)
-    return pairs, batch, skipped, model, _options()
+    return pairs, batch, skipped, model, options
 
 
 # a setup error leaves at once, before Orbax's leftover threads print anything (nothing is

@@ -42,8 +42,8 @@ def load_model(workdir: str, step: int | None, bf16: bool):
     if bf16:
         model = config_lib.build_model(config, dtype="bfloat16")
     label = f"{os.path.realpath(workdir)}@{step}{'/bf16' if bf16 else ''}"
-    log(f"model: {config.model.name} x{config.data.scale} from {workdir} step {step}{' (bfloat16)' if bf16 else ''}")
-    return job.Model(model, params, int(config.data.num_frames), label)
+    line = f"model: {config.model.name} x{config.data.scale} from {workdir} step {step}{' (bfloat16)' if bf16 else ''}"
+    return job.Model(model, params, int(config.data.num_frames), label, description=line)
 
 
 def _file_label(path: str) -> str:
@@ -61,11 +61,11 @@ def weights_model(path: str, bf16: bool, name: str = ""):
         raise UserError(f"--weights: no weight file {path}")
     config, model, params = importer.load_weights(path, dtype="bfloat16" if bf16 else None)
     label = f"weights:{_file_label(path)}{'/bf16' if bf16 else ''}"
-    log(
+    line = (
         f"model: {config.model.name} x{config.data.scale} from {name or path}"
         f"{' (' + path + ')' if name else ''}{' (bfloat16)' if bf16 else ''}"
     )
-    return job.Model(model, params, int(config.data.num_frames), label)
+    return job.Model(model, params, int(config.data.num_frames), label, description=line)
 
 
 def _say_unverified(entry, path: str, twin: bool = False) -> None:
@@ -144,12 +144,12 @@ def denoised_model(path: str, twin: str, strength: float, bf16: bool, name: str 
         )
     params = dni.interpolate_params(params, twin_params, strength)
     label = f"weights:{_file_label(path)}+{_file_label(twin)}@dn{strength!r}{'/bf16' if bf16 else ''}"
-    log(
+    line = (
         f"model: {config.model.name} x{config.data.scale} from {name or path}, denoise {strength:g} "
         f"({strength:g} x {os.path.basename(path)} + {1 - strength:g} x {os.path.basename(twin)})"
         f"{' (bfloat16)' if bf16 else ''}"
     )
-    return job.Model(model, params, int(config.data.num_frames), label)
+    return job.Model(model, params, int(config.data.num_frames), label, description=line)
 
 
 def choose_model(
@@ -160,9 +160,21 @@ def choose_model(
     bf16: bool,
     progress: bool = True,
     denoise: float | None = None,
+    options=None,
 ):
     """The model of exactly one of --workdir / --weights / --model (`denoise`: only with --model,
-    for a published model with a denoising twin, see `registry_model`)."""
+    for a published model with a denoising twin, see `registry_model`). Logs the start-up
+    line: the model and, with the job's `options`, the mode and devices it runs on."""
+    model = _choose_model(workdir, step, weights, name, bf16, progress, denoise)
+    if options is not None:
+        from vsr_jax.upscale import job
+
+        model.description += f"; {job.describe_devices(model, options)}"
+    log(model.description)
+    return model
+
+
+def _choose_model(workdir, step, weights, name, bf16, progress, denoise):
     given = [f for f, v in (("--workdir", workdir), ("--weights", weights), ("--model", name)) if v]
     if len(given) > 1:
         raise UserError(f"give one of --workdir, --weights, --model, not {' and '.join(given)}")
