@@ -1,86 +1,109 @@
-"""Where the input pipeline's time goes, and whether it scales with threads (issue 22).
+"""The input pipeline's rate and how it scales with host threads, per recipe and dataset (issue 22).
 
-For each recipe (default: the `sample` recipes unet, convlstm:cpu, basicvsr:quick) prints
+For each recipe (default: the sample recipes unet, convlstm:cpu, basicvsr:quick) and each
+dataset layout — the bundled sample clips, a video folder and a Vimeo-90K septuplet tree
+(both generated here: smooth moving textures, 448×256 like Vimeo-90K) — prints, measured in
+one run:
 
-* the time of each stage of one example (`pipeline.make_example`'s steps, timed one by one
-  on the host thread): window read, crop origin and augmentation draw, HR crop, exact
-  degradation (`degrade.crop_degrade`), rounding and corruptions, augmentation and float;
-* examples/s of `ExampleMaker` called from 1 and from 2 Python threads (no tf.data): the
-  share of an example that holds the GIL shows as a ratio below 2;
-* batches/s of the pre-issue-22 pipeline (all of an example in one `tf.numpy_function`) and
-  of `pipeline.make_dataset` with 1 and 2 parallel calls (`vsr-bench --config`'s scaling figure).
+* batches/s of `pipeline.make_dataset` with 1 and with 2 parallel calls, and their ratio
+  (the scaling figure of `vsr-bench --config`: 2.0 when building batches holds no lock);
+* batches/s of the pipeline as it was before issue 22 (every step of an example in one
+  `tf.numpy_function` per example, float32 out), with 2 parallel calls, for comparison;
+* whether the LR cache was used, the recipe's train steps/s on this machine and the input /
+  step ratio (2 calls).
 
-    python experiments/input_pipeline.py [--configs=unet,convlstm:cpu,basicvsr:quick] [--examples=200]
+    python experiments/input_pipeline.py [--configs=unet,convlstm:cpu,basicvsr:quick]
+        [--datasets=sample,video_folder,vimeo90k] [--seconds=3] [--sequences=48]
 
-Nothing is trained; a few seconds per recipe. Timings need an otherwise idle machine.
+Nothing is trained; about a minute per recipe. Timings need an otherwise idle machine.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
+import pathlib
+import tempfile
 import time
 
 import numpy as np
 from absl import app, flags
 
 _CONFIGS = flags.DEFINE_list("configs", ["unet", "convlstm:cpu", "basicvsr:quick"], "configs/<name>.py[:preset]")
-_EXAMPLES = flags.DEFINE_integer("examples", 200, "Examples per measurement.")
-_BATCHES = flags.DEFINE_integer("batches", 10, "Timed batches per pipeline rate.")
+_DATASETS = flags.DEFINE_list("datasets", ["sample", "video_folder", "vimeo90k"], "Dataset layouts to measure.")
+_SECONDS = flags.DEFINE_float("seconds", 3.0, "Least time per input-rate figure.")
+_SEQUENCES = flags.DEFINE_integer("sequences", 48, "Generated Vimeo-90K train septuplets.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 3, "Timed train steps per recipe.")
+
+H, W = 256, 448  # Vimeo-90K's frame size
 
 
-def load(spec: str):
-    from vsr_jax import bench_models
-
-    return bench_models.load_config(spec)
-
-
-def stage_ms(maker, n: int) -> dict:
-    """Mean ms per example of each step of `pipeline.make_example` (the same calls, timed)."""
-    from vsr_jax.data import augment, degrade, pipeline
-
-    data = maker.data
-    s, p = int(data.scale), int(data.patch_size)
-    totals = dict.fromkeys(("window", "draws", "hr_crop", "degrade", "round_corrupt", "augment_float"), 0.0)
-    for k in range(n):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([maker.seed, k])
-        frames = degrade.modcrop(maker.source.window(maker.window_of(k)), s)
-        t1 = time.perf_counter()
-        top, left = augment.crop_origin(rng, frames.shape[1] // s, frames.shape[2] // s, p)
-        choice = augment.draw(rng)
-        t2 = time.perf_counter()
-        hr = frames[:, top * s : (top + p) * s, left * s : (left + p) * s]
-        t3 = time.perf_counter()
-        lr = degrade.crop_degrade(frames, s, data.degradation, top, left, p, p)
-        t4 = time.perf_counter()
-        lr = pipeline._corrupt(pipeline.to_uint8(lr), rng, data)
-        t5 = time.perf_counter()
-        kw = dict(flips=bool(data.augment), transpose=bool(data.augment), reverse=bool(data.temporal_reverse))
-        lr, hr = augment.apply(lr, choice, **kw), augment.apply(hr, choice, **kw)
-        lr, hr = lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
-        t6 = time.perf_counter()
-        for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
-            totals[key] += dt
-    return {key: 1000 * v / n for key, v in totals.items()}
+def texture(seed: int, n: int) -> np.ndarray:
+    """n (H, W, 3) uint8 frames of a smooth random texture with fine noise, moving 2 px per frame."""
+    rng = np.random.default_rng(seed)
+    big = np.kron(rng.integers(0, 256, (H // 16 + 2, (W + 2 * n) // 16 + 2, 3)), np.ones((16, 16, 1)))
+    frames = np.stack([big[1 : H + 1, 2 * t : 2 * t + W] for t in range(n)])
+    return np.clip(frames + rng.normal(0, 4, frames.shape), 0, 255).astype(np.uint8)
 
 
-def thread_rate(maker, n: int, threads: int) -> float:
-    """Examples/s of `maker` over examples n..2n-1 from `threads` Python threads."""
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(maker, range(threads)))  # warm-up
-        t0 = time.perf_counter()
-        list(pool.map(maker, range(n, 2 * n)))
-        return n / (time.perf_counter() - t0)
+def make_vimeo_tree(root: pathlib.Path, sequences: int) -> None:
+    """Vimeo-90K's unpacked layout: sep_trainlist.txt, sep_testlist.txt, sequences/NNNNN/NNNN/im1..7.png."""
+    import cv2
+
+    ids = [f"{1 + i // 100:05d}/{1 + i % 100:04d}" for i in range(sequences + 2)]
+    for k, sequence in enumerate(ids):
+        folder = root / "sequences" / sequence
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(texture(k, 7)):
+            cv2.imwrite(str(folder / f"im{t + 1}.png"), frame[..., ::-1])
+    (root / "sep_trainlist.txt").write_text("\n".join(ids[:sequences]) + "\n")
+    (root / "sep_testlist.txt").write_text("\n".join(ids[sequences:]) + "\n")
 
 
-def numpy_map_rate(config, maker, calls: int, n: int) -> float:
-    """Batches/s of the pre-issue-22 pipeline: every step of an example (`ExampleMaker.__call__`,
-    float32 out) in one `tf.numpy_function`, `calls` parallel map calls."""
+def make_video_folder(root: pathlib.Path) -> None:
+    """Four 60-frame lossless (FFV1) videos."""
+    import av
+
+    root.mkdir(parents=True)
+    for k in range(4):
+        with av.open(str(root / f"clip{k}.mkv"), "w") as out:
+            stream = out.add_stream("ffv1", rate=25)
+            stream.width, stream.height, stream.pix_fmt = W, H, "bgr0"
+            for f in texture(100 + k, 60):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+
+
+def timed_rate(next_batch, seconds: float) -> float:
+    for _ in range(3):  # warm-up: the pipeline fills, tf.data's autotuner settles
+        next_batch()
+    n, t0 = 0, time.perf_counter()
+    while n < 10 or time.perf_counter() - t0 < seconds:
+        next_batch()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def pipeline_rate(config, calls: int, seconds: float) -> float:
+    from vsr_jax import bench
+
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.data.parallel_calls = calls
+    return bench.input_pipeline_rate(config, 10, min_seconds=seconds)
+
+
+def before_rate(config, calls: int, seconds: float) -> float:
+    """Batches/s of the pipeline before issue 22: one `tf.numpy_function` per example running all of
+    `pipeline.make_example` (band degradation, NumPy flips, float32 out), then `batch`."""
     from vsr_jax.data import pipeline
 
     tf = pipeline._tf()
-    t, p, s = int(config.data.num_frames), int(config.data.patch_size), int(config.data.scale)
+    pipeline.single_threaded_blas()
+    d = config.data
+    maker = pipeline.ExampleMaker(pipeline.make_source(d, "train"), d, config.seed)
+    t, p, s = int(d.num_frames), int(d.patch_size), int(d.scale)
 
     def load(index):
         lr, hr = tf.numpy_function(maker, [index], [tf.float32, tf.float32], stateful=False)
@@ -88,57 +111,54 @@ def numpy_map_rate(config, maker, calls: int, n: int) -> float:
 
     ds = tf.data.Dataset.range(0, 2**62).map(load, num_parallel_calls=calls, deterministic=True)
     it = ds.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
-    for _ in range(3):
-        next(it)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        next(it)
-    return n / (time.perf_counter() - t0)
+    return timed_rate(lambda: next(it), seconds)
 
 
-def make_dataset_rate(config, calls: int, n: int) -> float | None:
-    """Batches/s of `pipeline.make_dataset` with `calls` parallel calls (None before `data.parallel_calls`)."""
-    from vsr_jax import bench
-
-    try:
-        return bench.input_pipeline_rate(config, n, calls)
-    except TypeError:  # a vsr_jax from before issue 22
-        return None
+def with_data(config, **fields):
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        for key, value in fields.items():
+            config.data[key] = value
+    return config
 
 
 def main(argv):
     del argv
+    from vsr_jax import bench, bench_models
     from vsr_jax.data import pipeline
 
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    print(f"vsr_jax from {os.path.dirname(pipeline.__file__)}; OPENBLAS_NUM_THREADS={blas}")
-    print(f"{os.cpu_count()} CPUs; {_EXAMPLES.value} examples per figure")
-    rows = []
-    for spec in _CONFIGS.value:
-        config = load(spec)
-        d = config.data
-        maker = pipeline.ExampleMaker(pipeline.make_source(d, "train"), d, config.seed)
-        maker(0)  # the degradation matrices, the first window
-        stages = stage_ms(maker, _EXAMPLES.value)
-        one, two = (thread_rate(maker, _EXAMPLES.value, t) for t in (1, 2))
-        m1, m2 = (numpy_map_rate(config, maker, t, _BATCHES.value) for t in (1, 2))
-        b1, b2 = (make_dataset_rate(config, t, _BATCHES.value) for t in (1, 2))
-        rows.append((spec, config, stages, one, two, m1, m2, b1, b2))
-    keys = list(rows[0][2])
-    print("\n| recipe | batch × T × LR patch | " + " | ".join(f"{k} ms" for k in keys) + " | total ms |")
-    print("|---" * (len(keys) + 3) + "|")
-    for spec, config, stages, *_ in rows:
-        shape = f"{config.batch_size} × {config.data.num_frames} × {config.data.patch_size}²"
-        cells = " | ".join(f"{stages[k]:.3f}" for k in keys)
-        print(f"| {spec} | {shape} | {cells} | {sum(stages.values()):.3f} |")
+    print(f"{os.cpu_count()} CPUs; OPENBLAS_NUM_THREADS={blas}; {_SECONDS.value:g} s or more per input figure")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="vsr_input_"))
+    layouts = {"sample": {}}
+    if "video_folder" in _DATASETS.value:
+        make_video_folder(tmp / "videos")
+        layouts["video_folder"] = {"name": "video_folder", "path": str(tmp / "videos"), "cache_dir": str(tmp / "cache")}
+    if "vimeo90k" in _DATASETS.value:
+        make_vimeo_tree(tmp / "vimeo" / "vimeo_septuplet", _SEQUENCES.value)
+        layouts["vimeo90k"] = {"name": "vimeo90k", "manual_dir": str(tmp / "vimeo"), "tfds_data_dir": str(tmp / "tfds")}
+    layouts = {k: v for k, v in layouts.items() if k in _DATASETS.value}
     print(
-        "\n| recipe | examples/s, 1 thread | 2 threads | ratio | NumPy-only map, batches/s, 1 call | 2 calls | ratio "
-        "| make_dataset, 1 call | 2 calls | ratio |"
+        "\n| recipe | data | batch × T × LR patch | LR cache | before, 2 calls | 1 call | 2 calls | scaling "
+        "| train steps/s | input / step |"
     )
     print("|---" * 10 + "|")
-    for spec, _, _, one, two, m1, m2, b1, b2 in rows:
-        tail = f"{b1:.2f} | {b2:.2f} | {b2 / b1:.2f}" if b1 else "- | - | -"
-        print(f"| {spec} | {one:.1f} | {two:.1f} | {two / one:.2f} | {m1:.2f} | {m2:.2f} | {m2 / m1:.2f} | {tail} |")
+    for spec in _CONFIGS.value:
+        base = bench_models.load_config(spec)
+        step = bench.train_step_rate(base, _TRAIN_STEPS.value)
+        for layout, fields in layouts.items():
+            config = with_data(base, val_percent=25, **fields) if fields else base
+            d = config.data
+            source = pipeline.make_source(d, "train")  # prepares the dataset / decode cache once
+            cached = pipeline.LRCache.for_source(source, d) is not None
+            old = before_rate(config, 2, _SECONDS.value)
+            one, two = (pipeline_rate(config, calls, _SECONDS.value) for calls in (1, 2))
+            shape = f"{config.batch_size} × {d.num_frames} × {d.patch_size}²"
+            print(
+                f"| {spec} | {layout} | {shape} | {'yes' if cached else 'no'} | {old:.1f} | {one:.1f} | {two:.1f} "
+                f"| {two / one:.2f} | {step:.2f} | {two / step:,.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -100,3 +100,54 @@ def test_noise_and_jpeg_corrupt_only_the_lr():
         diff = np.abs(noisy["lr"] - clean["lr"]).mean() * 255
         assert 1.0 < diff < 12.0, (overrides, diff)  # σ = 10 -> ≈ 8 levels; JPEG q20 a few levels
         assert noisy["lr"].min() >= 0 and noisy["lr"].max() <= 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"data.scale": 4, "data.num_frames": 3, "data.temporal_reverse": True},
+        {"data.scale": 3, "data.num_frames": 1, "data.degradation": "bd", "data.noise_sigma": 4.0},
+        {"data.scale": 2, "data.num_frames": 2, "data.degradation": "bd_duf", "data.jpeg_quality": 40},
+    ],
+)
+def test_lr_cache_examples_equal_the_band_products(overrides):
+    """The LR cache (whole-frame LR, made once) and each example's own band product give the same bytes."""
+    data = tiny_unet_config(**overrides).data
+    source = pipeline.make_source(data, "train")
+    cache = pipeline.LRCache.for_source(source, data)
+    assert cache is not None and len(cache.lr) == len(source.clip_frames)
+    cached = pipeline.ExampleMaker(source, data, seed=3, lr_cache=cache)
+    plain = pipeline.ExampleMaker(source, data, seed=3)
+    indices = np.arange(40, 64)
+    for a, b in zip(cached.batch(indices), plain.batch(indices), strict=True):
+        np.testing.assert_array_equal(a, b)
+    lr, hr = plain.batch(indices[:3])
+    for i, index in enumerate(indices[:3]):  # and both are make_example, the NumPy reference
+        ref_lr, ref_hr = plain(int(index))
+        np.testing.assert_array_equal(lr[i], ref_lr)
+        np.testing.assert_array_equal(hr[i], ref_hr)
+
+
+def test_lr_cache_is_skipped_when_off_too_big_or_frames_need_padding(caplog):
+    data = tiny_unet_config(**{"data.scale": 4}).data
+    source = pipeline.make_source(data, "train")
+    with data.unlocked():
+        data.lr_cache_gb = 0.0
+    assert pipeline.LRCache.for_source(source, data) is None
+    with data.unlocked():
+        data.lr_cache_gb = 1e-4  # ~100 KiB: less than the sample clips' LR
+    with caplog.at_level("INFO"):
+        assert pipeline.LRCache.for_source(source, data) is None
+    assert "data.lr_cache_gb" in caplog.text
+    with data.unlocked():
+        data.lr_cache_gb, data.patch_size = 4.0, 80  # 320 px HR patches: taller than the 272 px clips
+    assert pipeline.LRCache.for_source(source, data) is None
+
+
+def test_batches_are_the_same_with_and_without_the_lr_cache(video_config):
+    no_cache = video_config.copy_and_resolve_references()
+    with no_cache.unlocked():
+        no_cache.data.lr_cache_gb = 0.0
+    for a, b in zip(batches(video_config, 2, start_step=5), batches(no_cache, 2, start_step=5), strict=True):
+        np.testing.assert_array_equal(a["lr"], b["lr"])
+        np.testing.assert_array_equal(a["hr"], b["hr"])

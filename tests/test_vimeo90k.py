@@ -309,3 +309,29 @@ def test_pipeline_serves_vimeo_septuplets_in_order(trees, tmp_path):
     np.testing.assert_allclose(b["lr"][:, :, 2:-2, 2:-2], lr[:, :, 2:-2, 2:-2], atol=0.5 / 255 + 1e-5)
     pairs = pipeline.load_clip_pairs(config.data, "test")
     assert [p.name for p in pairs] == IDS["test"] and pairs[0].lr.shape == (7, H // 2, W // 2, 3)
+
+
+def test_training_windows_decode_only_their_frames(trees, tmp_path, monkeypatch):
+    from tests.conftest import tiny_unet_config
+    from vsr_jax.data import pipeline
+
+    config = tiny_unet_config(
+        **{
+            "data.name": "vimeo90k",
+            "data.manual_dir": str(trees["folder"]),
+            "data.tfds_data_dir": str(tmp_path / "tfds"),
+            "data.scale": 2,
+            "data.num_frames": 3,
+            "data.window_stride": 2,
+        }
+    )
+    source = pipeline.make_source(config.data, "train")
+    records = vimeo90k.load("train", manual_dir=str(trees["folder"]), data_dir=str(tmp_path / "tfds"))
+    assert len(source) == 3 * 3  # windows starting at frames 0, 2, 4 of each sequence
+    decoded = []
+    decode = records.decode
+    monkeypatch.setattr(source._records, "decode", lambda png: decoded.append(png) or decode(png))
+    for i in range(len(source)):
+        r, k = divmod(i, 3)
+        np.testing.assert_array_equal(source.window(i), records[r]["frames"][2 * k : 2 * k + 3])
+    assert len(decoded) == 3 * len(source)  # three PNGs per window, not seven

@@ -42,16 +42,19 @@ _MODELS = flags.DEFINE_string("models", "", "Model table: configs[:preset], comm
 _JSON = flags.DEFINE_string("json", "", "Model table: also write the results as JSON here.")
 
 
-def _rate(fn, n: int) -> float:
+def _rate(fn, n: int, min_seconds: float = 0.0) -> float:
+    """Calls/s of `fn` over at least `n` calls and `min_seconds`, after one warm-up call."""
     fn()  # warm-up (compilation, pipeline fill)
-    t0 = time.perf_counter()
-    for _ in range(n):
+    count, t0 = 0, time.perf_counter()
+    while count < n or time.perf_counter() - t0 < min_seconds:
         fn()
-    return n / (time.perf_counter() - t0)
+        count += 1
+    return count / (time.perf_counter() - t0)
 
 
-def input_pipeline_rate(config, steps: int, parallel_calls: int | None = None) -> float:
-    """Batches/s of `pipeline.make_dataset(config, 'train')`, with `parallel_calls` map threads
+def input_pipeline_rate(config, steps: int, parallel_calls: int | None = None, min_seconds: float = 2.0) -> float:
+    """Batches/s of `pipeline.make_dataset(config, 'train')` over at least `steps` batches and
+    `min_seconds` (a few batches take milliseconds), with `parallel_calls` map threads
     (default: the config's `data.parallel_calls`; 0 = AUTOTUNE)."""
     from vsr_jax.data import pipeline
 
@@ -62,7 +65,7 @@ def input_pipeline_rate(config, steps: int, parallel_calls: int | None = None) -
     batches = pipeline.make_dataset(config, "train").as_numpy_iterator()
     for _ in range(3):
         next(batches)
-    return _rate(lambda: next(batches), steps)
+    return _rate(lambda: next(batches), steps, min_seconds)
 
 
 def train_step_rate(config, steps: int) -> float:

@@ -68,7 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.temporal_reverse = False  # also play clips backwards at random (video models)
     c.data.noise_sigma = 0.0  # Gaussian noise on LR, 0–255 scale (0 = off)
     c.data.jpeg_quality = 0  # JPEG-compress LR at this quality (0 = off)
-    c.data.parallel_calls = 0  # examples built at once by the input pipeline; 0 = tf.data AUTOTUNE
+    c.data.parallel_calls = 0  # batches built at once by the input pipeline; 0 = tf.data AUTOTUNE
+    c.data.lr_cache_gb = 4.0  # whole-frame LR of array clips made once per run, up to this size (0 = off)
     # video_folder: your own videos (or folders of frames) under `path`
     c.data.path = ""
     c.data.cache_dir = ""  # decoded frames; default ~/.cache/vsr_jax
@@ -290,6 +291,7 @@ def _validate_data(config) -> None:
 
     _at_least(config, 1, "data.num_frames", "data.patch_size", "data.window_stride")
     _at_least(config, 0, "data.parallel_calls")
+    _at_least(config, 0, "data.lr_cache_gb", kind=float)
     if config.data.name not in pipeline.DATASETS:
         raise ConfigError(f"unknown data.name {config.data.name!r}; available: {', '.join(pipeline.DATASETS)}")
     if config.data.degradation not in degrade.DEGRADATIONS:

@@ -10,18 +10,22 @@ T = `data.num_frames`) from any dataset (`data.name`), through one code path:
    permutation for epoch `e = k // n` (a full shuffle, not a shuffle buffer);
 3. its crop, augmentation and noise come from a generator seeded with (`seed`, `k`);
 4. LR is the configured degradation (`data.degradation`: BI / BD / BD-DUF) of the *whole*
-   HR frame, rounded to 8 bits as the published LR sets are — computed exactly from the
-   band of HR pixels the crop needs (`degrade.crop_degrade`), so patches are identical
-   to cropping a full-frame LR.
+   HR frame, rounded to 8 bits as the published LR sets are — cropped from a per-run cache
+   of whole-frame LR, or computed from the band of HR pixels the crop needs
+   (`degrade.crop_degrade`), which gives the same bytes (see `LRCache`).
 
 So a run that resumes at step N sees exactly the batches an uninterrupted run sees, on any
 number of processes, without saving iterator state: process p of P takes the examples
-whose index ≡ p (mod P). Examples are built in parallel tf.data map threads
-(`data.parallel_calls` of them; 0 = AUTOTUNE) and prefetched; the batches do not depend on
-the number of threads. Each thread runs the window read, crop and exact degradation in
-NumPy (`example_u8`: the matrix products release the GIL) and returns uint8; flips,
-transpose, time reversal and the conversion to float are TF ops, which hold no GIL.
-`make_example` is the same example in NumPy alone (the reference the tests compare with).
+whose index ≡ p (mod P). Batches are built in parallel tf.data map threads
+(`data.parallel_calls` of them; 0 = AUTOTUNE), one host call per batch
+(`ExampleMaker.batch`), and prefetched; they do not depend on the number of threads.
+
+Where the clips are arrays (the sample clips, video folders), each clip's whole-frame LR is
+made once per run (`LRCache`, up to `data.lr_cache_gb`) and an example's LR is a crop of it:
+per example, Python then only draws the crop and augmentation under the GIL, and
+the one pass that orients, converts and copies the crops releases the GIL. Other sources
+(Vimeo-90K records, REDS frame files, photos) degrade each example's band as above.
+`make_example` is one example in NumPy alone (the reference the tests compare with).
 """
 
 from __future__ import annotations
@@ -148,20 +152,39 @@ def make_example(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np
 
     lr is (T, p, p, 3), hr (T, p·s, p·s, 3). Frames smaller than the HR patch are
     mirror-padded first (rare: tiny images in photo datasets). The reference of what
-    `make_dataset` yields: it runs `example_u8` on the host and the rest as TF ops.
+    `make_dataset` yields, in NumPy alone and without the LR cache.
     """
     lr, hr, bits = example_u8(frames, rng, data)
-    choice = dict(zip(AUGMENT_KEYS, bits.tolist(), strict=True))
-    lr, hr = augment.apply(lr, choice, reverse=True), augment.apply(hr, choice, reverse=True)
-    return lr.astype(np.float32) / 255.0, hr.astype(np.float32) / 255.0
+    return orient(lr, bits).astype(np.float32) / 255.0, orient(hr, bits).astype(np.float32) / 255.0
 
 
 AUGMENT_KEYS = ("hflip", "vflip", "transpose", "reverse")  # the order augment.apply applies them in
 
 
-def example_u8(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The host's part of `make_example`: (lr, hr) uint8 crops before augmentation, and the
-    augmentation to apply as 4 bools (AUGMENT_KEYS; those the config turns off are False)."""
+def orient(clip: np.ndarray, bits) -> np.ndarray:
+    """A view of `clip` (T, H, W, C) with the augmentation `bits` (AUGMENT_KEYS) applied, in
+    augment.apply's order; copying it out (into a batch) is the one copy."""
+    hflip, vflip, transpose, reverse = (bool(b) for b in bits)
+    if hflip:
+        clip = clip[:, :, ::-1]
+    if vflip:
+        clip = clip[:, ::-1]
+    if transpose:
+        clip = clip.transpose(0, 2, 1, 3)
+    if reverse:
+        clip = clip[::-1]
+    return clip
+
+
+def _bits(choice: dict, data) -> tuple[bool, ...]:
+    on = (bool(data.augment),) * 3 + (bool(data.temporal_reverse),)
+    return tuple(bool(choice[k]) and o for k, o in zip(AUGMENT_KEYS, on, strict=True))
+
+
+def example_u8(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(lr, hr) uint8 crops of an HR window before augmentation, and the augmentation to apply
+    as 4 bools (AUGMENT_KEYS; those the config turns off are False). LR is computed from the
+    band of HR the crop needs (`degrade.crop_degrade`)."""
     s, p = int(data.scale), int(data.patch_size)
     need = p * s
     h, w = frames.shape[1], frames.shape[2]
@@ -171,12 +194,10 @@ def example_u8(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.n
     frames = degrade.modcrop(frames, s)
     top, left = augment.crop_origin(rng, frames.shape[1] // s, frames.shape[2] // s, p)
     choice = augment.draw(rng)
-    hr = np.ascontiguousarray(frames[:, top * s : (top + p) * s, left * s : (left + p) * s])
+    hr = frames[:, top * s : (top + p) * s, left * s : (left + p) * s]
     lr = degrade.crop_degrade(frames, s, data.degradation, top, left, p, p)  # 0–255 scale
     lr = _corrupt(to_uint8(lr), rng, data)
-    on = (bool(data.augment),) * 3 + (bool(data.temporal_reverse),)
-    bits = np.asarray([bool(choice[k]) and o for k, o in zip(AUGMENT_KEYS, on, strict=True)])
-    return lr, hr, bits
+    return lr, hr, _bits(choice, data)
 
 
 def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
@@ -196,11 +217,87 @@ def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
     return lr_u8
 
 
+class LRCache:
+    """Every clip's whole-frame LR (`degrade_clip`: the degradation rounded to 8 bits), made
+    once per run, so an example's LR is a crop of it instead of a degradation of its own.
+
+    It holds the LR that evaluation and the published LR sets use: the whole frame's
+    degradation. The band product of `crop_degrade` gives the same bytes except where the
+    exact value is a tie (x.5) that the two products' float64 summation orders round apart:
+    rare (tests/test_pipeline_exact.py's batches are unchanged). Made only for
+    sources whose clips are arrays (`sources.ArraySource`: the sample clips, video folders)
+    and large enough for a patch; `for_source` says None otherwise.
+    """
+
+    def __init__(self, hr: list[np.ndarray], lr: list[np.ndarray]):
+        self.hr, self.lr = hr, lr  # per clip: HR (modcropped view) and its LR, uint8
+
+    @classmethod
+    def for_source(cls, source, data) -> LRCache | None:
+        """The cache of `source`'s clips, or None when it cannot or should not be made: clips
+        that are not arrays (records, REDS' frame files), frames smaller than an HR patch
+        (those are padded per example), or LR frames over `data.lr_cache_gb` in total."""
+        import logging
+        import time
+
+        budget = float(data.get("lr_cache_gb", 0.0)) * 2**30
+        s, need = int(data.scale), int(data.patch_size) * int(data.scale)
+        clips = getattr(source, "clip_frames", None)
+        if budget <= 0 or clips is None or not all(isinstance(c, np.ndarray) for c in clips):
+            return None
+        if any(c.shape[1] < need or c.shape[2] < need for c in clips):
+            return None
+        size = sum(len(c) * (c.shape[1] // s) * (c.shape[2] // s) * 3 for c in clips)
+        log = logging.getLogger(__name__)
+        if size > budget:
+            log.info("LR cache: %.2f GiB > data.lr_cache_gb; each example degrades its own crop", size / 2**30)
+            return None
+        t0 = time.perf_counter()
+        hr = [degrade.modcrop(c, s) for c in clips]
+        lr = [degrade_clip(c, s, data.degradation) for c in hr]
+        log.info("LR cache: %d frames, %.1f MiB, in %.1f s", sum(map(len, lr)), size / 2**20, time.perf_counter() - t0)
+        return cls(hr, lr)
+
+    def example_u8(self, clip: int, start: int, rng: np.random.Generator, shape: Shape):
+        """`example_u8` of the window (clip, start) from the cache: the same draws, crops of the cached LR."""
+        s, p = shape.scale, shape.patch
+        lr_clip = self.lr[clip]
+        top, left = augment.crop_origin(rng, lr_clip.shape[1], lr_clip.shape[2], p)
+        u = rng.random(4)  # augment.draw's four draws
+        hr = self.hr[clip][start : start + shape.frames, top * s : (top + p) * s, left * s : (left + p) * s]
+        lr = lr_clip[start : start + shape.frames, top : top + p, left : left + p]
+        if shape.corrupt:
+            lr = _corrupt(lr, rng, shape.data)
+        return lr, hr, (u < 0.5) & shape.on
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """The `data` fields an example needs, read once: ConfigDict's attribute access costs
+    microseconds, and the host holds the GIL for every one of them."""
+
+    data: object
+    scale: int
+    patch: int
+    frames: int
+    corrupt: bool
+    on: np.ndarray  # which AUGMENT_KEYS the config allows
+
+    @classmethod
+    def of(cls, data) -> Shape:
+        on = np.asarray((bool(data.augment),) * 3 + (bool(data.temporal_reverse),))
+        corrupt = float(data.noise_sigma) > 0 or int(data.jpeg_quality) > 0
+        return cls(data, int(data.scale), int(data.patch_size), int(data.num_frames), corrupt, on)
+
+
 class ExampleMaker:
     """Global example index -> (lr, hr): the window via a per-epoch permutation, then `make_example`."""
 
-    def __init__(self, source, data, seed: int):
+    def __init__(self, source, data, seed: int, lr_cache: LRCache | None = None):
         self.source, self.data, self.seed = source, data, int(seed)
+        self.lr_cache, self.shape = lr_cache, Shape.of(data)
+        if lr_cache is not None:  # (clip, first frame) of each window, as Python ints
+            self.windows = source.windows.tolist()
         self.n = len(source)
         if not self.n:
             raise UserError(
@@ -223,10 +320,41 @@ class ExampleMaker:
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, int(index)])
 
-    def u8(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lr, hr, augmentation bits) of global example `index` (`example_u8`): what
-        `make_dataset` computes on the host; it augments and converts to float in TF ops."""
-        return example_u8(self.source.window(self.window_of(index)), self.rng(index), self.data)
+    def u8(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """(lr, hr, augmentation bits) of global example `index`, from the LR cache if there is one."""
+        window = self.window_of(index)
+        if self.lr_cache is not None:
+            clip, start = self.windows[window]
+            return self.lr_cache.example_u8(clip, start, self.rng(index), self.shape)
+        return example_u8(self.source.window(window), self.rng(index), self.data)
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The examples `indices`, augmented, as float32 batches (B, T, p, p, 3) and (B, T, p·s, p·s, 3).
+
+        Python holds the GIL per example only for the draws and the views; the one pass
+        that orients, converts (x / 255, as `make_example`) and copies each crop into its batch
+        releases it, and TF takes the 64-byte-aligned batches without a copy, so parallel
+        calls scale."""
+        t, p, s = self.shape.frames, self.shape.patch, self.shape.scale
+        lr_out = _aligned_empty((len(indices), t, p, p, 3))
+        hr_out = _aligned_empty((len(indices), t, p * s, p * s, 3))
+        for i, index in enumerate(indices):
+            lr, hr, bits = self.u8(index)
+            np.divide(orient(lr, bits), _255, out=lr_out[i])
+            np.divide(orient(hr, bits), _255, out=hr_out[i])
+        return lr_out, hr_out
+
+
+_255 = np.float32(255.0)
+
+
+def _aligned_empty(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
+    """An uninitialised float32 array at a 64-byte boundary: tf.numpy_function uses such an
+    array as the tensor's memory; any other it copies, holding the GIL."""
+    size = int(np.prod(shape)) * 4
+    buf = np.empty(size + align, np.uint8)
+    offset = -buf.ctypes.data % align
+    return buf[offset : offset + size].view(np.float32).reshape(shape)
 
 
 def make_dataset(
@@ -248,30 +376,23 @@ def make_dataset(
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {process_count} processes")
     local_batch = config.batch_size // process_count
     t, p, s = int(data.num_frames), int(data.patch_size), int(data.scale)
-    maker = ExampleMaker(source if source is not None else make_source(data, split), data, config.seed)
+    source = source if source is not None else make_source(data, split)
+    maker = ExampleMaker(source, data, config.seed, LRCache.for_source(source, data))
 
-    def augment_to_float(x, bits):  # augment.apply's transforms in its order, then /255 as make_example
-        x = tf.cond(bits[0], lambda: tf.reverse(x, [2]), lambda: x)
-        x = tf.cond(bits[1], lambda: tf.reverse(x, [1]), lambda: x)
-        x = tf.cond(bits[2], lambda: tf.transpose(x, [0, 2, 1, 3]), lambda: x)
-        x = tf.cond(bits[3], lambda: tf.reverse(x, [0]), lambda: x)
-        return tf.cast(x, tf.float32) / 255.0
-
-    def load(index):
-        # the host's share (window, crop, exact degradation, corruptions) in NumPy; uint8 out,
-        # so a quarter of the bytes cross back under the GIL; the rest as TF ops, without it
-        lr, hr, bits = tf.numpy_function(maker.u8, [index], [tf.uint8, tf.uint8, tf.bool], stateful=False)
-        lr, hr = tf.ensure_shape(lr, (t, p, p, 3)), tf.ensure_shape(hr, (t, p * s, p * s, 3))
-        bits = tf.ensure_shape(bits, (4,))
-        return {"lr": augment_to_float(lr, bits), "hr": augment_to_float(hr, bits)}
+    def load(indices):  # one host call per batch
+        lr, hr = tf.numpy_function(maker.batch, [indices], [tf.float32, tf.float32], stateful=False)
+        return {
+            "lr": tf.ensure_shape(lr, (local_batch, t, p, p, 3)),
+            "hr": tf.ensure_shape(hr, (local_batch, t, p * s, p * s, 3)),
+        }
 
     first = start_step * config.batch_size + process_index
-    ds = tf.data.Dataset.range(first, 2**62, process_count)
+    ds = tf.data.Dataset.range(first, 2**62, process_count).batch(local_batch, drop_remainder=True)
     calls = int(data.get("parallel_calls", 0)) or tf.data.AUTOTUNE  # a config saved before the field: AUTOTUNE
     ds = ds.map(load, num_parallel_calls=calls, deterministic=True)
-    ds = ds.batch(local_batch, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
+    options.threading.max_intra_op_parallelism = 1
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

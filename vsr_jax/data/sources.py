@@ -53,6 +53,11 @@ class ArraySource:
     def clips(self, max_clips: int = 0) -> Iterator[Clip]:
         yield from self._clips[: max_clips or None]
 
+    @property
+    def clip_frames(self) -> list[np.ndarray]:
+        """Each clip's frames, in the order of `windows`' clip index."""
+        return [clip.frames for clip in self._clips]
+
     def fingerprint(self) -> str:
         """A digest of the clips' names and shapes and the windows cut from them."""
         h = hashlib.sha1()
@@ -98,7 +103,9 @@ class RecordSource:
 
     def window(self, i: int) -> np.ndarray:
         r, k = divmod(int(i), len(self._offsets))
-        start = self._offsets[k]
+        start = int(self._offsets[k])
+        if hasattr(self._records, "frames"):  # records that decode only the frames asked for
+            return self._records.frames(r, start, start + self.num_frames)
         return self._frames(r)[start : start + self.num_frames]
 
     def fingerprint(self) -> str:

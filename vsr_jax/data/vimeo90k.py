@@ -41,7 +41,7 @@ import os
 import re
 import struct
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -332,22 +332,24 @@ def _find_user_error(error: BaseException) -> UserError | None:
 class Vimeo90kSource(Sequence):
     """Random access to one prepared split: item i is {"frames": uint8 (7, H, W, 3), "id": str}, in list order.
 
-    Wraps TFDS's data source (which returns the 7 frames as a list of (H, W, 3) arrays and the id as bytes); picklable,
-    so it can feed multi-process loaders. ``data_source`` is the TFDS one.
+    Wraps a TFDS data source that deserializes records without decoding them (`load`; each is a
+    ``tf.train.Example`` whose "frames" are the 7 PNG files, "id" the sequence id), so
+    `frames(i, start, stop)` decodes only the PNGs a training window needs, with the decoder
+    TFDS itself uses (`Image.decode_example_np`: OpenCV, which releases the GIL). Picklable, so
+    it can feed multi-process loaders.
     """
 
-    def __init__(self, data_source: Sequence[dict[str, Any]]):
-        self.data_source = data_source
+    def __init__(self, data_source: Sequence[Any], decode: Callable[[bytes], np.ndarray]):
+        self.data_source, self.decode = data_source, decode
 
     def __len__(self) -> int:
         return len(self.data_source)
 
-    @staticmethod
-    def _convert(example: dict[str, Any]) -> dict[str, Any]:
-        sequence_id = example["id"]
+    def _convert(self, example) -> dict[str, Any]:
+        feature = example.features.feature
         return {
-            "frames": np.stack(example["frames"]),  # (7, H, W, 3) uint8
-            "id": sequence_id.decode("utf-8") if isinstance(sequence_id, bytes) else str(sequence_id),
+            "frames": np.stack([self.decode(png) for png in feature["frames"].bytes_list.value]),  # (7, H, W, 3)
+            "id": feature["id"].bytes_list.value[0].decode("utf-8"),
         }
 
     def _index(self, index: int) -> int:
@@ -366,6 +368,11 @@ class Vimeo90kSource(Sequence):
         if not indices:
             return []
         return [self._convert(example) for example in self.data_source.__getitems__(indices)]
+
+    def frames(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Frames start..stop-1 of item `index` (uint8 (stop - start, H, W, 3)), decoding only those."""
+        pngs = self.data_source[self._index(index)].features.feature["frames"].bytes_list.value[start:stop]
+        return np.stack([self.decode(png) for png in pngs])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
@@ -403,4 +410,6 @@ def load(split: str, *, manual_dir: str, data_dir: str | None = None) -> Vimeo90
             if user_error is None:
                 raise
             raise UserError(getattr(user_error, "one_line", str(user_error).splitlines()[-1])) from e
-    return Vimeo90kSource(builder.as_data_source(split=split))
+    no_decode = tfds.decode.DeserializeMethod.DESERIALIZE_NO_DECODE
+    encoded = builder.as_data_source(split=split, deserialize_method=no_decode)
+    return Vimeo90kSource(encoded, builder.info.features["frames"].feature.decode_example_np)
