@@ -331,17 +331,18 @@ class ExampleMaker:
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The examples `indices`, augmented, as float32 batches (B, T, p, p, 3) and (B, T, p·s, p·s, 3).
 
-        Python holds the GIL per example only for the draws and the views; the one pass
-        that orients, converts (x / 255, as `make_example`) and copies each crop into its batch
-        releases it, and TF takes the 64-byte-aligned batches without a copy, so parallel
-        calls scale."""
+        Python holds the GIL per example only for the draws and the views. The copies that
+        orient the crops into a batch and the one conversion of the batch (x / 255, as
+        `make_example`) release it, few and large: each release and retake is a hand-over
+        between the map threads. TF takes the 64-byte-aligned batches without a copy."""
         t, p, s = self.shape.frames, self.shape.patch, self.shape.scale
         lr_out = _aligned_empty((len(indices), t, p, p, 3))
         hr_out = _aligned_empty((len(indices), t, p * s, p * s, 3))
-        for i, index in enumerate(indices):
-            lr, hr, bits = self.u8(index)
-            np.divide(orient(lr, bits), _255, out=lr_out[i])
-            np.divide(orient(hr, bits), _255, out=hr_out[i])
+        crops = [self.u8(index) for index in indices]  # the draws, under the GIL
+        lr_u8 = np.stack([orient(lr, bits) for lr, _, bits in crops])
+        hr_u8 = np.stack([orient(hr, bits) for _, hr, bits in crops])
+        np.divide(lr_u8, _255, out=lr_out)
+        np.divide(hr_u8, _255, out=hr_out)
         return lr_out, hr_out
 
 
