@@ -3,10 +3,12 @@
 The digests below are SHA-256 of the first two batches (LR and HR, shape and bytes) of fixed
 configs, computed with the pipeline of commit 7492105 (`python -m tests.test_pipeline_exact`
 prints them for the code checked out), for the bundled sample clips and a generated video
-folder (lossless PNG frames and an FFV1 video). Any change to how examples are built that
-moves one bit of one batch fails here — resumed and sharded runs rely on batches being a pure
-function of (seed, example index). Every digest is checked with AUTOTUNE and 1 parallel call:
-the number of threads never changes a batch.
+folder (lossless PNG frames and an FFV1 video); those of a generated Vimeo-90K tree and REDS
+tree with the pipeline of 0e7e027 (per-example host calls, the band degradation, whole
+septuplets decoded), whose sample and folder digests are the same as 7492105's. Any change
+to how examples are built that moves one bit of one batch fails here — resumed and sharded
+runs rely on batches being a pure function of (seed, example index). Every digest is checked
+with AUTOTUNE and 1 parallel call: the number of threads never changes a batch.
 """
 
 import hashlib
@@ -40,6 +42,18 @@ FOLDER = {
     "bd_x4_T3": (
         {"data.num_frames": 3, "data.scale": 4, "batch_size": 4, "data.degradation": "bd"},
         "3b53f78c96c3919fc4b0d943",
+    ),
+}
+VIMEO = {
+    "bi_x2_T3_reverse": (
+        {"data.num_frames": 3, "data.scale": 2, "batch_size": 4, "data.temporal_reverse": True},
+        "5a86ac95056fa87f30d564be",
+    ),
+}
+REDS = {
+    "bd_x4_T3": (
+        {"data.num_frames": 3, "data.scale": 4, "batch_size": 4, "data.degradation": "bd"},
+        "dd42681da687d58a88dfb0a8",
     ),
 }
 H, W = 72, 96
@@ -81,6 +95,29 @@ def make_folder(root) -> None:
             out.mux(packet)
 
 
+def make_vimeo_tree(root) -> None:
+    """Vimeo-90K's layout: 4 train and 1 test septuplets of PNG frames."""
+    from PIL import Image
+
+    ids = [f"00001/{k:04d}" for k in range(1, 6)]
+    for k, sequence in enumerate(ids):
+        (root / "sequences" / sequence).mkdir(parents=True)
+        for t, f in enumerate(frames(10 + k, 7)):
+            Image.fromarray(f).save(root / "sequences" / sequence / f"im{t + 1}.png")
+    (root / "sep_trainlist.txt").write_text("\n".join(ids[:4]) + "\n")
+    (root / "sep_testlist.txt").write_text(ids[4] + "\n")
+
+
+def make_reds_tree(root) -> None:
+    """REDS' layout (train_sharp/<clip>/<frame>.png): three 6-frame training clips."""
+    from PIL import Image
+
+    for k, clip in enumerate(("001", "002", "030")):
+        (root / "train_sharp" / clip).mkdir(parents=True)
+        for t, f in enumerate(frames(20 + k, 6)):
+            Image.fromarray(f).save(root / "train_sharp" / clip / f"{t:08d}.png")
+
+
 def sample_config(overrides: dict, calls: int = 0):
     return tiny_unet_config(**overrides, **{"data.parallel_calls": calls})
 
@@ -90,6 +127,30 @@ def folder_config(root, cache, overrides: dict, calls: int = 0):
     return tiny_unet_config(
         **base, **{"data.patch_size": 16, "data.val_percent": 0, "data.parallel_calls": calls}, **overrides
     )
+
+
+def vimeo_config(root, overrides: dict, calls: int = 0):
+    base = {"data.name": "vimeo90k", "data.manual_dir": str(root / "manual"), "data.tfds_data_dir": str(root / "tfds")}
+    return tiny_unet_config(**base, **{"data.patch_size": 16, "data.parallel_calls": calls}, **overrides)
+
+
+def reds_config(root, overrides: dict, calls: int = 0):
+    base = {"data.name": "reds", "data.path": str(root)}
+    return tiny_unet_config(**base, **{"data.patch_size": 16, "data.parallel_calls": calls}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def vimeo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vimeo")
+    make_vimeo_tree(root / "manual" / "vimeo_septuplet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reds_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reds")
+    make_reds_tree(root)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +170,18 @@ def test_sample_batches_are_unchanged(name):
 def test_video_folder_batches_are_unchanged(name, folder):
     overrides, expected = FOLDER[name]
     assert [digest(folder_config(*folder, overrides, calls)) for calls in (0, 1)] == [expected] * 2
+
+
+@pytest.mark.parametrize("name", sorted(VIMEO))
+def test_vimeo90k_batches_are_unchanged(name, vimeo):
+    overrides, expected = VIMEO[name]
+    assert [digest(vimeo_config(vimeo, overrides, calls)) for calls in (0, 1)] == [expected] * 2
+
+
+@pytest.mark.parametrize("name", sorted(REDS))
+def test_reds_batches_are_unchanged(name, reds_root):
+    overrides, expected = REDS[name]
+    assert [digest(reds_config(reds_root, overrides, calls)) for calls in (0, 1)] == [expected] * 2
 
 
 def test_parallel_calls_is_validated():
@@ -131,3 +204,9 @@ if __name__ == "__main__":  # prints the digests of the code checked out (run fr
         make_folder(root / "videos")
         for name, (overrides, _) in FOLDER.items():
             print(f"folder {name}: {digest(folder_config(root / 'videos', root / 'cache', overrides))!r}")
+        make_vimeo_tree(root / "manual" / "vimeo_septuplet")
+        for name, (overrides, _) in VIMEO.items():
+            print(f"vimeo90k {name}: {digest(vimeo_config(root, overrides))!r}")
+        make_reds_tree(root / "reds")
+        for name, (overrides, _) in REDS.items():
+            print(f"reds {name}: {digest(reds_config(root / 'reds', overrides))!r}")
