@@ -1,7 +1,8 @@
 """vsr-upscale on several local devices (`engine` module docstring): on 8 virtual CPU
-devices, an image model's chunks (whole frames and tiles) and a recurrent model's tiles
-are split over the devices, and the frames are bitwise those of one device; so are a
-job's on all devices and on --devices=1."""
+devices, an image model's chunks (whole frames and tiles), a sliding-window model's and a
+windowed model's calls on whole frames, and a recurrent model's tiles are split over the
+devices, and the frames are bitwise those of one device; so are a job's on all devices and
+on --devices=1."""
 
 import json
 import subprocess
@@ -31,6 +32,9 @@ engine.Upscaler._put = put
 
 def compare(kind, mode, frames, **kw):
     model, params = perturbed(kind, shape=(1, 1 if mode == "frames" else 2, 16, 16, 3))
+    return compare_model(model, params, mode, frames, **kw)
+
+def compare_model(model, params, mode, frames, **kw):
     one, _ = collect(engine.Upscaler(model, params, mode=mode, **kw), frames)
     spread.clear()
     many_up = engine.Upscaler(model, params, mode=mode, devices=devices, **kw)
@@ -47,10 +51,15 @@ out = {
     "frames_tiled": compare("srcnn", "frames", frames, chunk=5, tile=8, tile_pad=4, tile_batch=3),
     "xla_flags": os.environ["XLA_FLAGS"],
 }
+from tests.test_upscale_engine import sliding_frames, window_mix
+# 11 calls of 1 + 2·2 frames (the last ones repeat: chunk < r): a group of 8, then 3 padded to 8
+out["sliding"] = compare_model(*window_mix(), "sliding", sliding_frames(11, 6, 5), chunk=1)
 if sys.argv[1] == "full":
     # 3 tiles (8 LR px + 4 of context) a frame, each with its own state: a call of 8 (5 repeats), 1 a device
     out["recurrent_tiled"] = compare("recurrent_gan", "recurrent", frames[:6], chunk=3, tile=8, tile_pad=4)
     out["recurrent_whole"] = compare("recurrent_gan", "recurrent", frames[:6], chunk=3)
+    # 3 overlapping windows of 4 frames, cross-faded: one group, padded to 8
+    out["windows"] = compare("convlstm_bi", "windows", frames, chunk=4, overlap=1)
 
     # a job on all 8 devices (its default chunk 4 rounded up to 8) against one on --devices=1
     import tempfile
@@ -89,6 +98,7 @@ def test_eight_devices_give_an_image_models_frames_of_one():
     out = _run("quick")
     assert out["frames"]["devices"] == [8] and out["frames"]["used"] == 8
     assert out["frames_tiled"]["devices"] == [8]
+    assert out["sliding"]["devices"] == [8] and out["sliding"]["used"] == 8
 
 
 @pytest.mark.slow  # ~45 s: a recurrent model compiled for 8 devices, and two jobs
@@ -98,3 +108,4 @@ def test_eight_devices_give_a_recurrent_models_tiles_and_a_jobs_frames_of_one():
     assert out["job_1"] == "frames mode on 1 cpu device"
     assert out["recurrent_tiled"]["devices"] == [8] and out["recurrent_tiled"]["used"] == 8
     assert out["recurrent_whole"]["devices"] == [1] and out["recurrent_whole"]["used"] == 1
+    assert out["windows"]["devices"] == [8] and out["windows"]["used"] == 8

@@ -364,3 +364,4 @@ def test_smaller_tile_and_devices_used():
     assert engine.smaller_tile(0, 16, 16) == 8 and engine.smaller_tile(64, 1080, 1920) == 32
     assert engine.devices_used("frames", 8, False) == 8 and engine.devices_used("recurrent", 8, False) == 1
     assert engine.devices_used("windows", 8, True) == 8 and engine.devices_used("sliding", 1, True) == 1
+    assert engine.devices_used("windows", 8, False) == 8 and engine.devices_used("sliding", 8, False) == 8

@@ -81,7 +81,8 @@ _DEVICES = flags.DEFINE_integer(
     "devices",
     0,
     "Local devices to spread the model over (0: all). Image models split each chunk's frames over them; "
-    "video models split tiles (--tile) and use one device on whole frames (their frames depend on each other).",
+    "sliding-window and windowed models run one call per device; video models split tiles (--tile); "
+    "a recurrent model on whole frames uses one device (each chunk depends on the last).",
 )
 
 WRITABLE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")

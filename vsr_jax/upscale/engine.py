@@ -44,17 +44,18 @@ Devices (`devices`: a list of local devices; default one): which modes use how m
   axis of the batch sharded over a 1-D mesh, padded to a multiple of the device count
   with repeats of the last frame, so one compiled shape serves every call); frames are
   independent, so the output equals one device's.
+* ``windows`` and ``sliding`` on whole frames — every device: n consecutive calls (windows,
+  or sliding calls of chunk + 2r frames) run at once, one a device (the last group padded
+  with repeats); each call sees only its own frames, so the output equals one device's.
 * ``recurrent``, ``windows``, ``sliding`` with tiles (`tile` > 0 and more than one tile
   per frame) — every device: the tile batches are split over the devices (`tile_batch`
   is rounded up to a multiple of the device count, the last batch padded with repeats);
   each tile carries its own state and sees only its own window, so the output equals one
   device's. (The recurrent state is kept per tile batch: `job` starts a recurrent job
   over when it is resumed with another device count.)
-* ``recurrent``, ``windows``, ``sliding`` on whole frames — one device. A recurrent
-  model's chunks depend on each other through the state, a window's frames are one
-  model call, and splitting a call's frames would change what each frame sees; spreading
-  independent windows/sliding calls over devices (they are independent given their
-  frames) is left for later. Use ``--tile`` to spread such a model over the devices.
+* ``recurrent`` on whole frames — one device: each chunk depends on the one before through
+  the state, and splitting a frame's computation would change it. Use ``--tile`` to spread
+  such a model over the devices (tiles see less context than whole frames: see above).
 
 Out of device memory (XLA ``RESOURCE_EXHAUSTED``) during a chunk: the chunk is computed
 again with tiles — from whole frames the largest power of two below the frame's longer
@@ -104,9 +105,9 @@ def stream_mode(model, num_frames: int) -> str:
 
 
 def devices_used(mode: str, num_devices: int, tiled: bool) -> int:
-    """How many of `num_devices` a stream in `mode` uses (module docstring): every one for
-    'frames', and for the other modes when cut into tiles; one otherwise."""
-    return num_devices if mode == "frames" or tiled else 1
+    """How many of `num_devices` a stream in `mode` uses (module docstring): every one, except
+    a recurrent model on whole frames, which uses one."""
+    return 1 if mode == "recurrent" and not tiled else num_devices
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -215,8 +216,8 @@ class Upscaler:
 
     @property
     def num_devices(self) -> int:
-        """The devices this upscaler spreads its calls over (for a stream on whole frames
-        in a mode other than 'frames': one of them; see `devices_used`)."""
+        """The devices this upscaler spreads its calls over (a recurrent model on whole
+        frames: one of them; see `devices_used`)."""
         return devices_used(self.mode, max(1, len(self.devices)), self.tile > 0)
 
     # -- placing arrays on the devices --------------------------------------------------
@@ -317,6 +318,45 @@ class Upscaler:
                 line = f"out of device memory at {was}; using --tile={self.tile} (--tile_pad={self.tile_pad})"
                 (self._log or _stderr)(line)
             return result
+
+    def process_calls(self, calls: list[np.ndarray]) -> list[np.ndarray]:
+        """SR of independent calls (each (T, h, w, 3), no state): on several devices and whole
+        frames, calls of one shape run at once, one a device (padded with repeats of the last);
+        otherwise, and after running out of memory, one `process_chunk` each."""
+        n = len(self.devices)
+        same = len({x.shape for x in calls}) == 1 and len({x.dtype for x in calls}) == 1
+        if self._mesh is None or self.tile or not calls or not same:
+            return [self.process_chunk(x)[0] for x in calls]
+        x = np.stack(calls + [calls[-1]] * (-len(calls) % n))
+        try:
+            y, _ = self._apply(self._params(True), self._put(x, 0), None, max_value=_max_value(x.dtype))
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            return [self.process_chunk(x)[0] for x in calls]  # each retiles (process_chunk)
+        y = np.asarray(y)
+        return [y[i] for i in range(len(calls))]
+
+    def _outputs(self, calls: Iterator[tuple]) -> Iterator[tuple]:
+        """(call, SR of the call's frames) for calls (x, ...) in order, x (T, h, w, 3) or None
+        (the previous call's frames again); on n devices and whole frames, n calls at once."""
+        group_size = len(self.devices) if self._mesh is not None and not self.tile else 1
+        group: list[tuple] = []
+        last = None
+        calls = iter(calls)
+        while True:
+            call = next(calls, None)
+            if call is not None:
+                group.append(call)
+            if group and (call is None or sum(c[0] is not None for c in group) >= group_size):
+                ys = iter(self.process_calls([c[0] for c in group if c[0] is not None]))
+                for c in group:
+                    if c[0] is not None:
+                        last = next(ys)
+                    yield c, last
+                group = []
+            if call is None:
+                return
 
     def _retile(self, h: int, w: int, error: BaseException, has_state: bool) -> None:
         """Halves the tile after running out of memory, or says why it cannot."""
@@ -424,6 +464,13 @@ class Upscaler:
 
     def _stream_sliding(self, frames: Iterator[np.ndarray], start: int, total: int | None) -> Iterator[tuple]:
         """Calls of chunk + 2r frames, each owning `chunk` frames (module docstring)."""
+        for (_, owned), y in self._outputs(self._sliding_calls(frames, start, total)):
+            for i, j in owned:
+                yield "frame", i, y[j]
+
+    def _sliding_calls(self, frames: Iterator[np.ndarray], start: int, total: int | None) -> Iterator[tuple]:
+        """The calls of `_stream_sliding`, in order: (x (chunk + 2r, h, w, 3), or None for the
+        previous call's frames again; [(frame index, index in the call) it yields])."""
         c, length = self.chunk, self.chunk + 2 * self.radius
         it = iter(frames)
         buf: list[np.ndarray] = []  # LR frames [buf_start, buf_start + len(buf))
@@ -451,11 +498,12 @@ class Upscaler:
                             f"{max(lo, 0)} on: give window_start and stream the video's true frame count, or none"
                         )
                     lo = 0
-            if last_call is None or last_call[0] != (lo, hi):  # (chunk < r: calls can repeat)
-                last_call = (lo, hi), self.process_chunk(np.stack(buf[lo - buf_start : hi - buf_start]))[0]
-            y = last_call[1]
-            for i in range(max(k * c, start), own_end):
-                yield "frame", i, y[i - lo]
+            owned = [(i, i - lo) for i in range(max(k * c, start), own_end)]
+            if last_call != (lo, hi):  # (chunk < r: calls can repeat)
+                last_call = lo, hi
+                yield np.stack(buf[lo - buf_start : hi - buf_start]), owned
+            else:
+                yield None, owned
             if own_end == end and ended:
                 return
             k += 1
@@ -465,13 +513,32 @@ class Upscaler:
 
     def _stream_windows(self, frames: Iterator[np.ndarray], start: int) -> Iterator[tuple]:
         """Overlapping windows, cross-faded; frames before `start` are computed, not yielded."""
+        pending: dict[int, np.ndarray] = {}  # index -> float SR frame, blended so far
+        dtype = None
+        for (x, win_start), y in self._outputs(self._window_calls(frames, start)):
+            for i in sorted(k for k in pending if k < win_start):  # no later window reaches these
+                out = pending.pop(i)
+                if i >= start:
+                    yield "frame", i, _to_dtype(out, dtype)
+            dtype = x.dtype
+            overlap = [i for i in range(win_start, win_start + len(x)) if i in pending]
+            for j, i in enumerate(range(win_start, win_start + len(x))):
+                if i in pending:  # cross-fade: the new window's weight ramps up across the overlap
+                    a = (overlap.index(i) + 1) / (len(overlap) + 1)
+                    pending[i] = (1 - a) * pending[i] + a * y[j].astype(np.float32)
+                else:
+                    pending[i] = y[j].astype(np.float32)
+        for i in sorted(pending):
+            if i >= start:
+                yield "frame", i, _to_dtype(pending[i], dtype)
+
+    def _window_calls(self, frames: Iterator[np.ndarray], start: int) -> Iterator[tuple]:
+        """The windows of `_stream_windows`, in order: (x (chunk, h, w, 3), its first frame)."""
         w, stride = self.chunk, self.chunk - self.overlap
         first = self.window_start(start)
         it = iter(frames)
         buf: list[np.ndarray] = []  # LR frames [buf_start, buf_start + len(buf))
         buf_start = next_start = covered = first
-        pending: dict[int, np.ndarray] = {}  # index -> float SR frame, blended so far
-        dtype = None
         while True:
             for f in it:
                 buf.append(f)
@@ -484,30 +551,15 @@ class Upscaler:
             elif end > covered:  # the input ended: the last window ends at the last frame
                 win_start = max(buf_start, end - w)
             else:
-                break
-            for i in sorted(k for k in pending if k < win_start):  # no later window reaches these
-                out = pending.pop(i)
-                if i >= start:
-                    yield "frame", i, _to_dtype(out, dtype)
+                return
             x = np.stack(buf[win_start - buf_start : win_start - buf_start + w])
-            dtype = x.dtype
-            y, _ = self.process_chunk(x)
-            overlap = [i for i in range(win_start, win_start + len(x)) if i in pending]
-            for j, i in enumerate(range(win_start, win_start + len(x))):
-                if i in pending:  # cross-fade: the new window's weight ramps up across the overlap
-                    a = (overlap.index(i) + 1) / (len(overlap) + 1)
-                    pending[i] = (1 - a) * pending[i] + a * y[j].astype(np.float32)
-                else:
-                    pending[i] = y[j].astype(np.float32)
+            yield x, win_start
             covered = win_start + len(x)
             if not regular:
-                break
+                return
             next_start += stride
             drop = win_start + 1 - buf_start  # keep what a last, shifted-back window may need
             buf, buf_start = buf[drop:], buf_start + drop
-        for i in sorted(pending):
-            if i >= start:
-                yield "frame", i, _to_dtype(pending[i], dtype)
 
 
 def _stderr(message: str) -> None:
