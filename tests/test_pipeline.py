@@ -151,3 +151,11 @@ def test_batches_are_the_same_with_and_without_the_lr_cache(video_config):
     for a, b in zip(batches(video_config, 2, start_step=5), batches(no_cache, 2, start_step=5), strict=True):
         np.testing.assert_array_equal(a["lr"], b["lr"])
         np.testing.assert_array_equal(a["hr"], b["hr"])
+
+
+def test_lr_cache_is_made_once_per_source(video_config, monkeypatch):
+    source = pipeline.make_source(video_config.data, "train")
+    first = pipeline.LRCache.for_source(source, video_config.data)
+    monkeypatch.setattr(pipeline, "degrade_clip", lambda *a: pytest.fail("the LR cache was made again"))
+    assert pipeline.LRCache.for_source(source, video_config.data) is first  # e.g. a run rewound after NaNs
+    batches(video_config, 1, source=source, start_step=3)

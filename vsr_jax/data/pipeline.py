@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import io
 import os
+import weakref
 
 import numpy as np
 
@@ -217,6 +218,9 @@ def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
     return lr_u8
 
 
+_LR_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # source -> {(degradation, scale): LRCache}
+
+
 class LRCache:
     """Every clip's whole-frame LR (`degrade_clip`: the degradation rounded to 8 bits), made
     once per run, so an example's LR is a crop of it instead of a degradation of its own.
@@ -252,11 +256,17 @@ class LRCache:
         if size > budget:
             log.info("LR cache: %.2f GiB > data.lr_cache_gb; each example degrades its own crop", size / 2**30)
             return None
-        t0 = time.perf_counter()
-        hr = [degrade.modcrop(c, s) for c in clips]
-        lr = [degrade_clip(c, s, data.degradation) for c in hr]
-        log.info("LR cache: %d frames, %.1f MiB, in %.1f s", sum(map(len, lr)), size / 2**20, time.perf_counter() - t0)
-        return cls(hr, lr)
+        made = _LR_CACHES.setdefault(source, {})  # a rewound run makes its dataset again: not its cache
+        key = (str(data.degradation), s)
+        if key not in made:
+            t0 = time.perf_counter()
+            hr = [degrade.modcrop(c, s) for c in clips]
+            lr = [degrade_clip(c, s, data.degradation) for c in hr]
+            log.info(
+                "LR cache: %d frames, %.1f MiB, in %.1f s", sum(map(len, lr)), size / 2**20, time.perf_counter() - t0
+            )
+            made[key] = cls(hr, lr)
+        return made[key]
 
     def example_u8(self, clip: int, start: int, rng: np.random.Generator, shape: Shape):
         """`example_u8` of the window (clip, start) from the cache: the same draws, crops of the cached LR."""
