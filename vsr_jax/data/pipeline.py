@@ -22,8 +22,8 @@ whose index ≡ p (mod P). Batches are built in parallel tf.data map threads
 
 Where the clips are arrays (the sample clips, video folders), each clip's whole-frame LR is
 made once per run (`LRCache`, up to `data.lr_cache_gb`) and an example's LR is a crop of it:
-per example, Python then only draws the crop and augmentation under the GIL, and
-the one pass that orients, converts and copies the crops releases the GIL. Other sources
+per example, Python then only draws the crop and augmentation under the GIL; the copies
+that orient the crops into the batch and its conversion to float release it. Other sources
 (Vimeo-90K records, REDS frame files, photos) degrade each example's band as above.
 `make_example` is one example in NumPy alone (the reference the tests compare with).
 """
@@ -403,7 +403,6 @@ def make_dataset(
     ds = ds.map(load, num_parallel_calls=calls, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
-    options.threading.max_intra_op_parallelism = 1
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
