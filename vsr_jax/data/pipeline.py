@@ -33,13 +33,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import logging
 import os
+import time
 import weakref
 
 import numpy as np
 
 from vsr_jax.data import augment, degrade, sources
 from vsr_jax.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
 
 DATASETS = ("sample", "video_folder", "vimeo90k", "reds", "cats_vs_dogs")
 SPLITS = ("train", "test")
@@ -165,7 +169,7 @@ AUGMENT_KEYS = ("hflip", "vflip", "transpose", "reverse")  # the order augment.a
 def orient(clip: np.ndarray, bits) -> np.ndarray:
     """A view of `clip` (T, H, W, C) with the augmentation `bits` (AUGMENT_KEYS) applied, in
     augment.apply's order; copying it out (into a batch) is the one copy."""
-    hflip, vflip, transpose, reverse = (bool(b) for b in bits)
+    hflip, vflip, transpose, reverse = bits
     if hflip:
         clip = clip[:, :, ::-1]
     if vflip:
@@ -177,8 +181,13 @@ def orient(clip: np.ndarray, bits) -> np.ndarray:
     return clip
 
 
-def _bits(choice: dict, data) -> tuple[bool, ...]:
-    on = (bool(data.augment),) * 3 + (bool(data.temporal_reverse),)
+def allowed_augmentations(data) -> tuple[bool, ...]:
+    """Which AUGMENT_KEYS the config turns on (`data.augment`: the flips and transpose)."""
+    return (bool(data.augment),) * 3 + (bool(data.temporal_reverse),)
+
+
+def _bits(choice: dict, on: tuple[bool, ...]) -> tuple[bool, ...]:
+    """`augment.draw`'s choice as 4 bools in AUGMENT_KEYS' order, those not `on` False."""
     return tuple(bool(choice[k]) and o for k, o in zip(AUGMENT_KEYS, on, strict=True))
 
 
@@ -198,7 +207,7 @@ def example_u8(frames: np.ndarray, rng: np.random.Generator, data) -> tuple[np.n
     hr = frames[:, top * s : (top + p) * s, left * s : (left + p) * s]
     lr = degrade.crop_degrade(frames, s, data.degradation, top, left, p, p)  # 0–255 scale
     lr = _corrupt(to_uint8(lr), rng, data)
-    return lr, hr, _bits(choice, data)
+    return lr, hr, _bits(choice, allowed_augmentations(data))
 
 
 def _corrupt(lr_u8: np.ndarray, rng: np.random.Generator, data) -> np.ndarray:
@@ -241,9 +250,6 @@ class LRCache:
         """The cache of `source`'s clips, or None when it cannot or should not be made: clips
         that are not arrays (records, REDS' frame files), frames smaller than an HR patch
         (those are padded per example), or LR frames over `data.lr_cache_gb` in total."""
-        import logging
-        import time
-
         budget = float(data.get("lr_cache_gb", 0.0)) * 2**30
         s, need = int(data.scale), int(data.patch_size) * int(data.scale)
         clips = getattr(source, "clip_frames", None)
@@ -252,7 +258,6 @@ class LRCache:
         if any(c.shape[1] < need or c.shape[2] < need for c in clips):
             return None
         size = sum(len(c) * (c.shape[1] // s) * (c.shape[2] // s) * 3 for c in clips)
-        log = logging.getLogger(__name__)
         if size > budget:
             log.info("LR cache: %.2f GiB > data.lr_cache_gb; each example degrades its own crop", size / 2**30)
             return None
@@ -273,12 +278,12 @@ class LRCache:
         s, p = shape.scale, shape.patch
         lr_clip = self.lr[clip]
         top, left = augment.crop_origin(rng, lr_clip.shape[1], lr_clip.shape[2], p)
-        u = rng.random(4)  # augment.draw's four draws
+        choice = augment.draw(rng)
         hr = self.hr[clip][start : start + shape.frames, top * s : (top + p) * s, left * s : (left + p) * s]
         lr = lr_clip[start : start + shape.frames, top : top + p, left : left + p]
         if shape.corrupt:
             lr = _corrupt(lr, rng, shape.data)
-        return lr, hr, (u < 0.5) & shape.on
+        return lr, hr, _bits(choice, shape.on)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,13 +296,14 @@ class Shape:
     patch: int
     frames: int
     corrupt: bool
-    on: np.ndarray  # which AUGMENT_KEYS the config allows
+    on: tuple[bool, ...]  # allowed_augmentations(data)
 
     @classmethod
     def of(cls, data) -> Shape:
-        on = np.asarray((bool(data.augment),) * 3 + (bool(data.temporal_reverse),))
         corrupt = float(data.noise_sigma) > 0 or int(data.jpeg_quality) > 0
-        return cls(data, int(data.scale), int(data.patch_size), int(data.num_frames), corrupt, on)
+        return cls(
+            data, int(data.scale), int(data.patch_size), int(data.num_frames), corrupt, allowed_augmentations(data)
+        )
 
 
 class ExampleMaker:
