@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
@@ -76,25 +75,6 @@ def make_video_folder(root: pathlib.Path) -> None:
                 out.mux(packet)
 
 
-def timed_rate(next_batch, seconds: float) -> float:
-    for _ in range(3):  # warm-up: the pipeline fills, tf.data's autotuner settles
-        next_batch()
-    n, t0 = 0, time.perf_counter()
-    while n < 10 or time.perf_counter() - t0 < seconds:
-        next_batch()
-        n += 1
-    return n / (time.perf_counter() - t0)
-
-
-def pipeline_rate(config, calls: int, seconds: float) -> float:
-    from vsr_jax import bench
-
-    config = config.copy_and_resolve_references()
-    with config.unlocked():
-        config.data.parallel_calls = calls
-    return bench.input_pipeline_rate(config, 10, min_seconds=seconds)
-
-
 class WholeRecords:
     """Records without `frames(i, start, stop)`: a window decodes all of its record, as before issue 22."""
 
@@ -111,6 +91,7 @@ class WholeRecords:
 def before_rate(config, calls: int, seconds: float) -> float:
     """Batches/s of the pipeline before issue 22: one `tf.numpy_function` per example running all of
     `pipeline.make_example` (band degradation, NumPy flips, float32 out), then `batch`."""
+    from vsr_jax import bench
     from vsr_jax.data import pipeline
 
     tf = pipeline._tf()
@@ -128,7 +109,9 @@ def before_rate(config, calls: int, seconds: float) -> float:
 
     ds = tf.data.Dataset.range(0, 2**62).map(load, num_parallel_calls=calls, deterministic=True)
     it = ds.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
-    return timed_rate(lambda: next(it), seconds)
+    for _ in range(3):  # the same warm-up as bench.input_pipeline_rate
+        next(it)
+    return bench.rate(lambda: next(it), 10, seconds)
 
 
 def with_data(config, **fields):
@@ -169,7 +152,7 @@ def main(argv):
             source = pipeline.make_source(d, "train")  # prepares the dataset / decode cache once
             cached = pipeline.LRCache.for_source(source, d) is not None
             old = before_rate(config, 2, _SECONDS.value)
-            one, two = (pipeline_rate(config, calls, _SECONDS.value) for calls in (1, 2))
+            one, two = (bench.input_pipeline_rate(config, 10, calls, _SECONDS.value) for calls in (1, 2))
             shape = f"{config.batch_size} × {d.num_frames} × {d.patch_size}²"
             print(
                 f"| {spec} | {layout} | {shape} | {'yes' if cached else 'no'} | {old:.1f} | {one:.1f} | {two:.1f} "

@@ -42,7 +42,7 @@ _MODELS = flags.DEFINE_string("models", "", "Model table: configs[:preset], comm
 _JSON = flags.DEFINE_string("json", "", "Model table: also write the results as JSON here.")
 
 
-def _rate(fn, n: int, min_seconds: float = 0.0) -> float:
+def rate(fn, n: int, min_seconds: float = 0.0) -> float:
     """Calls/s of `fn` over at least `n` calls and `min_seconds`, after one warm-up call."""
     fn()  # warm-up (compilation, pipeline fill)
     count, t0 = 0, time.perf_counter()
@@ -65,7 +65,7 @@ def input_pipeline_rate(config, steps: int, parallel_calls: int | None = None, m
     batches = pipeline.make_dataset(config, "train").as_numpy_iterator()
     for _ in range(3):
         next(batches)
-    return _rate(lambda: next(batches), steps, min_seconds)
+    return rate(lambda: next(batches), steps, min_seconds)
 
 
 def train_step_rate(config, steps: int) -> float:
@@ -89,7 +89,7 @@ def train_step_rate(config, steps: int) -> float:
         holder["state"], m = step(holder["state"], batch)
         jax.block_until_ready(m)
 
-    return _rate(one, steps)
+    return rate(one, steps)
 
 
 def measure_config(config, steps: int) -> dict:
