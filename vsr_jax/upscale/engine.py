@@ -327,36 +327,37 @@ class Upscaler:
         same = len({x.shape for x in calls}) == 1 and len({x.dtype for x in calls}) == 1
         if self._mesh is None or self.tile or not calls or not same:
             return [self.process_chunk(x)[0] for x in calls]
-        x = np.stack(calls + [calls[-1]] * (-len(calls) % n))
+        batch = np.stack(calls + [calls[-1]] * (-len(calls) % n))
         try:
-            y, _ = self._apply(self._params(True), self._put(x, 0), None, max_value=_max_value(x.dtype))
+            y, _ = self._apply(self._params(True), self._put(batch, 0), None, max_value=_max_value(batch.dtype))
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
             return [self.process_chunk(x)[0] for x in calls]  # each retiles (process_chunk)
-        y = np.asarray(y)
-        return [y[i] for i in range(len(calls))]
+        return list(np.asarray(y)[: len(calls)])
 
     def _outputs(self, calls: Iterator[tuple]) -> Iterator[tuple]:
         """(call, SR of the call's frames) for calls (x, ...) in order, x (T, h, w, 3) or None
         (the previous call's frames again); on n devices and whole frames, n calls at once."""
         group_size = len(self.devices) if self._mesh is not None and not self.tile else 1
-        group: list[tuple] = []
         last = None
-        calls = iter(calls)
-        while True:
-            call = next(calls, None)
-            if call is not None:
-                group.append(call)
-            if group and (call is None or sum(c[0] is not None for c in group) >= group_size):
-                ys = iter(self.process_calls([c[0] for c in group if c[0] is not None]))
-                for c in group:
-                    if c[0] is not None:
-                        last = next(ys)
-                    yield c, last
-                group = []
-            if call is None:
-                return
+
+        def run(group):
+            nonlocal last
+            ys = iter(self.process_calls([c[0] for c in group if c[0] is not None]))
+            for c in group:
+                if c[0] is not None:
+                    last = next(ys)
+                yield c, last
+
+        group, computed = [], 0
+        for call in calls:
+            group.append(call)
+            computed += call[0] is not None
+            if computed == group_size:
+                yield from run(group)
+                group, computed = [], 0
+        yield from run(group)
 
     def _retile(self, h: int, w: int, error: BaseException, has_state: bool) -> None:
         """Halves the tile after running out of memory, or says why it cannot."""
