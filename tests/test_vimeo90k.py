@@ -283,21 +283,19 @@ def test_not_rgb_png_is_rejected(tmp_path):
     _one_line_error(excinfo, "im3.png")
 
 
-def test_pipeline_serves_vimeo_septuplets_in_order(trees, tmp_path):
+def vimeo_config(trees, tmp_path, **overrides):
+    """A tiny training config on the folder tree, prepared under tmp_path/tfds."""
     from tests.conftest import tiny_unet_config
+
+    where = {"data.manual_dir": str(trees["folder"]), "data.tfds_data_dir": str(tmp_path / "tfds")}
+    return tiny_unet_config(**{"data.name": "vimeo90k"}, **where, **overrides)
+
+
+def test_pipeline_serves_vimeo_septuplets_in_order(trees, tmp_path):
     from vsr_jax.data import degrade, pipeline
 
-    config = tiny_unet_config(
-        **{
-            "data.name": "vimeo90k",
-            "data.manual_dir": str(trees["folder"]),
-            "data.tfds_data_dir": str(tmp_path / "tfds"),
-            "data.num_frames": 7,
-            "data.patch_size": 8,
-            "data.augment": False,
-            "batch_size": 6,
-        }
-    )
+    overrides = {"data.num_frames": 7, "data.patch_size": 8, "data.augment": False, "batch_size": 6}
+    config = vimeo_config(trees, tmp_path, **overrides)
     source = pipeline.make_source(config.data, "train")
     assert len(source) == 3
     (b,) = [next(pipeline.make_train_dataset(config).as_numpy_iterator())]
@@ -312,19 +310,9 @@ def test_pipeline_serves_vimeo_septuplets_in_order(trees, tmp_path):
 
 
 def test_training_windows_decode_only_their_frames(trees, tmp_path, monkeypatch):
-    from tests.conftest import tiny_unet_config
     from vsr_jax.data import pipeline
 
-    config = tiny_unet_config(
-        **{
-            "data.name": "vimeo90k",
-            "data.manual_dir": str(trees["folder"]),
-            "data.tfds_data_dir": str(tmp_path / "tfds"),
-            "data.scale": 2,
-            "data.num_frames": 3,
-            "data.window_stride": 2,
-        }
-    )
+    config = vimeo_config(trees, tmp_path, **{"data.scale": 2, "data.num_frames": 3, "data.window_stride": 2})
     source = pipeline.make_source(config.data, "train")
     records = vimeo90k.load("train", manual_dir=str(trees["folder"]), data_dir=str(tmp_path / "tfds"))
     assert len(source) == 3 * 3  # windows starting at frames 0, 2, 4 of each sequence
